@@ -1,0 +1,1 @@
+"""Nudge's online learning: features, River pipelines, delayed labels, RFM scoring; no I/O."""

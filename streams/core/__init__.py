@@ -1,0 +1,1 @@
+"""Nudge's deciding core: pure functions of state, event and time; no I/O."""

@@ -1,0 +1,121 @@
+"""The ingestion adapter: one inbound message in, state and dead letters out.
+
+Everything an agent does with a message lives here so the agent itself is a
+loop of three lines. The handler never raises: a message that fails to
+decode, is keyed by someone else, or breaks the core goes to the dead-letter
+topic with the reason and its raw bytes, and the next message is handled.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from schemas import (
+    DeadLetter,
+    DecodeError,
+    DecodeLimits,
+    InboundEvent,
+    TopicKind,
+    dead_letter_for_key_mismatch,
+    dead_letter_from_error,
+    dead_letter_from_exception,
+    decode,
+    key_matches,
+)
+from streams.core import event_counts
+from streams.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+
+class InboundMessage(Protocol):
+    """The parts of a consumed Kafka message the adapter reads (Faust's ``Message``)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: float
+    key: bytes | None
+    value: bytes | None
+
+
+class DeadLetterSink(Protocol):
+    """Where dead letters go (the dead-letter topic in a worker)."""
+
+    async def __call__(self, key: bytes | None, record: DeadLetter) -> None:
+        """Deliver ``record``; return only once it is safely written."""
+
+
+def utc_now() -> datetime:
+    """Read the worker's wall clock; the core never does, the shell passes it in."""
+    return datetime.now(UTC)
+
+
+@dataclass
+class Ingestor:
+    """Applies the messages of one inbound topic kind to the event-count table."""
+
+    kind: TopicKind
+    limits: DecodeLimits
+    counts: MutableMapping[str, int]
+    dead_letter: DeadLetterSink
+    metrics: Metrics
+    clock: Callable[[], datetime] = utc_now
+
+    async def handle(self, message: InboundMessage) -> None:
+        """Decode, validate and apply one message; dead-letter it on any failure."""
+        with self.metrics.event_processing.labels(self.kind.value).time():
+            now = self.clock()
+            outcome = decode(self.kind, message.value, now=now, limits=self.limits)
+            if isinstance(outcome, DecodeError):
+                await self._reject(
+                    message, dead_letter_from_error(outcome, **_source(message, now))
+                )
+                return
+            if not key_matches(outcome, message.key):
+                record = dead_letter_for_key_mismatch(outcome, **_source(message, now))
+                await self._reject(message, record)
+                return
+            try:
+                self._apply(outcome)
+            except Exception as exc:
+                log.exception("processing failed at %s[%d]@%d", *_where(message))
+                await self._reject(
+                    message, dead_letter_from_exception(exc, **_source(message, now))
+                )
+                return
+            self.metrics.events_consumed.labels(self.kind.value, outcome.type).inc()
+
+    def _apply(self, event: InboundEvent) -> None:
+        # Reassign, never mutate: a table writes its changelog only on set.
+        self.counts[event.customer_id] = event_counts.apply(self.counts[event.customer_id], event)
+
+    async def _reject(self, message: InboundMessage, record: DeadLetter) -> None:
+        log.warning(
+            "dead-lettered %s[%d]@%d: %s: %s", *_where(message), record.reason, record.detail
+        )
+        await self.dead_letter(message.key, record)
+        self.metrics.events_deadlettered.labels(self.kind.value, record.reason).inc()
+
+
+def _where(message: InboundMessage) -> tuple[str, int, int]:
+    return message.topic, message.partition, message.offset
+
+
+def _source(message: InboundMessage, now: datetime) -> dict[str, Any]:
+    timestamp = (
+        datetime.fromtimestamp(message.timestamp, UTC) if message.timestamp is not None else None
+    )
+    return {
+        "topic": message.topic,
+        "partition": message.partition,
+        "offset": message.offset,
+        "timestamp": timestamp,
+        "key": message.key,
+        "value": message.value,
+        "now": now,
+    }

@@ -1,0 +1,170 @@
+"""Every knob Nudge has, read once from ``NUDGE_*`` environment variables.
+
+One pydantic-settings class is the only place the environment is read
+(``streams.app`` builds everything from an instance of it), so a setting has
+exactly one name, one type and one default, and a bad value stops start-up
+with a message that names the variable instead of failing later, deep inside
+a consumer.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas import DecodeLimits
+
+ENV_PREFIX = "NUDGE_"
+
+TopicName = Annotated[str, Field(min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._-]+$")]
+
+
+class InvalidSettingsError(SystemExit):
+    """A setting is wrong; raised before anything connects to Kafka.
+
+    A ``SystemExit`` subclass so the CLI prints the message and exits non-zero
+    without a traceback, while tests can still catch it by type.
+    """
+
+
+class Settings(BaseSettings):
+    """Nudge's settings; each field is the variable ``NUDGE_<FIELD NAME>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    app_id: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")] = (
+        "nudge"
+    )
+    """Consumer group and prefix of every internal topic (changelogs)."""
+
+    bootstrap_servers: Annotated[str, Field(min_length=1)] = "127.0.0.1:9092"
+    """Comma-separated ``host:port`` list of Kafka brokers."""
+
+    topic_clickstream: TopicName = "clickstream"
+    topic_cart: TopicName = "cart"
+    topic_email: TopicName = "email"
+    topic_customers: TopicName = "customers"
+    topic_deadletter: TopicName = "events.deadletter"
+
+    topic_partitions: Annotated[int, Field(ge=1, le=10_000)] = 8
+    """Partition count of every co-partitioned topic (inbound, tables, outbound)."""
+
+    topic_replication_factor: Annotated[int, Field(ge=1, le=32)] = 1
+    create_topics: bool = True
+    """Create missing topics at start-up; existing ones must already match."""
+
+    store: str = "memory://"
+    """Table store: ``memory://`` (replays the changelog on start) or ``rocksdb://``."""
+
+    data_dir: Path = Path(".cache/nudge-data")
+    """Where table stores (rocksdb) keep their files."""
+
+    web_bind: str = "127.0.0.1"
+    web_port: Annotated[int, Field(ge=1, le=65_535)] = 6066
+
+    max_event_bytes: Annotated[int, Field(ge=1_024, le=4 * 1024 * 1024)] = 256 * 1024
+    """Inbound messages larger than this are dead-lettered unparsed."""
+
+    max_future_skew_seconds: Annotated[float, Field(ge=0, le=86_400)] = 300.0
+    """How far ahead of the worker's clock an ``occurred_at`` may be."""
+
+    allowed_lateness_seconds: Annotated[float, Field(ge=0, le=7 * 86_400)] = 300.0
+    """Watermark lag behind the newest event time seen on a partition."""
+
+    consumer_session_timeout_seconds: Annotated[float, Field(ge=1, le=3_600)] = 30.0
+    """How long the group waits for a silent worker before moving its partitions."""
+
+    commit_interval_seconds: Annotated[float, Field(gt=0, le=60)] = 2.8
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    """Where a new consumer group starts; earliest so no event is skipped."""
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _servers_are_host_port(cls, value: str) -> str:
+        for server in value.split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not (sep and host and port.isdigit() and 0 < int(port) < 65_536):
+                raise ValueError(f"expected host:port[,host:port...], got {server.strip()!r}")
+        return value
+
+    @field_validator("store")
+    @classmethod
+    def _store_is_supported(cls, value: str) -> str:
+        if value == "memory://":
+            return value
+        if value == "rocksdb://":
+            if importlib.util.find_spec("rocksdict") is None:
+                raise ValueError("rocksdb:// needs rocksdict: pip install 'nudge[rocksdb]'")
+            return value
+        raise ValueError(f"expected memory:// or rocksdb://, got {value!r}")
+
+    @model_validator(mode="after")
+    def _topics_are_distinct(self) -> Settings:
+        names = self.inbound_topics()
+        every = [*names.values(), self.topic_deadletter]
+        if len(set(every)) != len(every):
+            raise ValueError(f"topic names must be distinct, got {every}")
+        return self
+
+    def inbound_topics(self) -> dict[str, str]:
+        """Map each inbound topic kind (``clickstream``...) to its topic name."""
+        return {
+            "clickstream": self.topic_clickstream,
+            "cart": self.topic_cart,
+            "email": self.topic_email,
+            "customers": self.topic_customers,
+        }
+
+    def decode_limits(self) -> DecodeLimits:
+        """Build the decoder's bounds from these settings."""
+        return DecodeLimits(
+            max_bytes=self.max_event_bytes,
+            max_future_skew=timedelta(seconds=self.max_future_skew_seconds),
+        )
+
+    @property
+    def inbound_max_message_bytes(self) -> int:
+        """What inbound topics accept: enough to dead-letter oversized events whole.
+
+        The topic's limit, not the decoder's, is what a producer hits; keeping it
+        well above ``max_event_bytes`` means an oversized event reaches the
+        worker and lands in the dead-letter topic instead of failing unseen at
+        the producer.
+        """
+        return 8 * self.max_event_bytes
+
+    @property
+    def deadletter_max_message_bytes(self) -> int:
+        """Room for the largest inbound message as base64 inside a JSON record."""
+        return (self.inbound_max_message_bytes * 4) // 3 + 64 * 1024
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment, or stop with the names of the bad ones."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise InvalidSettingsError(describe_errors(exc)) from None
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """One line per bad setting, naming the environment variable a user sets."""
+    lines = ["Nudge cannot start: invalid settings"]
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"])
+        name = f"{ENV_PREFIX}{field.upper()}" if field else "settings"
+        given = error.get("input")
+        shown = "" if isinstance(given, dict) or given is None else f" (got {given!r})"
+        lines.append(f"  {name}: {error['msg']}{shown}")
+    return "\n".join(lines)

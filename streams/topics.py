@@ -1,0 +1,97 @@
+"""Create Nudge's topics up front and refuse to run on mismatched ones.
+
+Faust only declares its own internal topics. Inbound, dead-letter and
+outbound topics must exist with the same partition count as the table
+changelogs, or Faust crash-loops with ``PartitionsMismatch``; so the worker
+creates what is missing before it subscribes and stops with a clear message
+when an existing topic disagrees.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.settings import Settings
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic as Nudge needs it."""
+
+    name: str
+    partitions: int
+    replication_factor: int
+    configs: dict[str, str] = field(default_factory=dict)
+
+
+class TopicMismatchError(SystemExit):
+    """An existing topic cannot serve Nudge as it is; the message says why."""
+
+
+def topic_specs(settings: Settings) -> list[TopicSpec]:
+    """Every topic a worker reads or writes, co-partitioned."""
+    inbound = {"max.message.bytes": str(settings.inbound_max_message_bytes)}
+    deadletter = {"max.message.bytes": str(settings.deadletter_max_message_bytes)}
+    specs = [
+        TopicSpec(name, settings.topic_partitions, settings.topic_replication_factor, inbound)
+        for name in settings.inbound_topics().values()
+    ]
+    specs.append(
+        TopicSpec(
+            settings.topic_deadletter,
+            settings.topic_partitions,
+            settings.topic_replication_factor,
+            deadletter,
+        )
+    )
+    return specs
+
+
+def _admin_client(bootstrap_servers: str) -> Any:
+    # kafka.admin warns on import under Python 3.11 about its own internals.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from kafka.admin import KafkaAdminClient
+
+    return KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="nudge-topics")
+
+
+def ensure_topics(bootstrap_servers: str, specs: Iterable[TopicSpec]) -> list[str]:
+    """Create the missing topics; return their names. Raise on a partition mismatch."""
+    wanted = {spec.name: spec for spec in specs}
+    admin = _admin_client(bootstrap_servers)
+    try:
+        existing = {
+            topic["name"]: len(topic["partitions"])
+            for topic in admin.describe_topics(list(wanted))
+            if topic.get("error_code", 0) == 0
+        }
+        mismatched = [
+            f"{name} has {existing[name]} partitions, Nudge needs {spec.partitions}"
+            for name, spec in wanted.items()
+            if name in existing and existing[name] != spec.partitions
+        ]
+        if mismatched:
+            raise TopicMismatchError(
+                "Nudge cannot start: every topic must have NUDGE_TOPIC_PARTITIONS partitions "
+                "(co-partitioned by customer_id): " + "; ".join(mismatched)
+            )
+        missing = [spec for name, spec in wanted.items() if name not in existing]
+        if missing:
+            admin.create_topics(
+                {
+                    spec.name: {
+                        "num_partitions": spec.partitions,
+                        "replication_factor": spec.replication_factor,
+                        "configs": spec.configs,
+                    }
+                    for spec in missing
+                },
+                wait_for_metadata=True,
+            )
+        return [spec.name for spec in missing]
+    finally:
+        admin.close()
