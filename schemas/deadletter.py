@@ -5,7 +5,7 @@ fails, is written to ``events.deadletter`` with enough to understand it (the
 reason, one sentence, the field errors) and enough to replay it (source
 topic, partition, offset, timestamp and the raw key and value, base64 encoded
 so that bytes that are not UTF-8 survive JSON exactly). The helpers here are
-pure: the shell passes in the message and ``now``.
+pure: the shell passes in the message (a :class:`SourceMessage`) and ``now``.
 
 The raw value is kept whole, so a dead letter is about 4/3 the size of the
 message it carries: the dead-letter topic's ``max.message.bytes`` must allow
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Final, Self
@@ -33,6 +34,7 @@ __all__ = [
     "DeadLetter",
     "DeadLetterFieldError",
     "DeadLetterReason",
+    "SourceMessage",
     "dead_letter_for_key_mismatch",
     "dead_letter_from_error",
     "dead_letter_from_exception",
@@ -134,6 +136,25 @@ class DeadLetter(BaseModel):
         return cls.model_validate_json(raw)
 
 
+@dataclass(frozen=True, slots=True)
+class SourceMessage:
+    """The consumed message a dead letter is about, as the shell read it.
+
+    A dead letter must point back to exactly one consumed message (topic,
+    partition, offset) and carry its bytes (key and value, exactly as read) so
+    that it can be understood and replayed; one value keeps those six facts
+    together instead of threading them through every builder. ``timestamp``,
+    when present, must be timezone-aware.
+    """
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: datetime | None
+    key: bytes | None
+    value: bytes | None
+
+
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
@@ -145,47 +166,37 @@ def _b64(raw: bytes | None) -> str | None:
 def _build(
     reason: DeadLetterReason,
     detail: str,
+    source: SourceMessage,
     *,
+    now: datetime,
     errors: tuple[DeadLetterFieldError, ...] = (),
     event_type: str | None,
-    topic: str,
-    partition: int,
-    offset: int,
-    timestamp: datetime | None,
-    key: bytes | None,
-    value: bytes | None,
-    now: datetime,
 ) -> DeadLetter:
     return DeadLetter(
         reason=reason,
         detail=_clip(detail, MAX_DETAIL_CHARS),
         errors=errors,
         event_type=None if event_type is None else _clip(event_type, _MAX_EVENT_TYPE_CHARS),
-        topic=topic,
-        partition=partition,
-        offset=offset,
-        timestamp=timestamp,
+        topic=source.topic,
+        partition=source.partition,
+        offset=source.offset,
+        timestamp=source.timestamp,
         dead_lettered_at=now,
-        key_b64=_b64(key),
-        value_b64=_b64(value) or "",
-        value_size=0 if value is None else len(value),
+        key_b64=_b64(source.key),
+        value_b64=_b64(source.value) or "",
+        value_size=0 if source.value is None else len(source.value),
     )
 
 
 def dead_letter_from_error(
     error: DecodeError,
+    source: SourceMessage,
     *,
-    topic: str,
-    partition: int,
-    offset: int,
-    timestamp: datetime | None,
-    key: bytes | None,
-    value: bytes | None,
     now: datetime,
 ) -> DeadLetter:
     r"""Build the dead letter for a message :func:`~schemas.codec.decode` rejected.
 
-    ``timestamp`` (the message's) and ``now`` must be timezone-aware; a naive
+    ``source.timestamp`` and ``now`` must be timezone-aware; a naive
     one is a bug in the caller and raises ``pydantic.ValidationError``.
 
     Examples
@@ -195,10 +206,10 @@ def dead_letter_from_error(
     >>> now = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
     >>> limits = DecodeLimits(max_bytes=1024, max_future_skew=timedelta(minutes=5))
     >>> error = decode(TopicKind.cart, b"\xff", now=now, limits=limits)
-    >>> letter = dead_letter_from_error(
-    ...     error, topic="cart", partition=3, offset=42, timestamp=None,
-    ...     key=b"c1", value=b"\xff", now=now,
+    >>> source = SourceMessage(
+    ...     topic="cart", partition=3, offset=42, timestamp=None, key=b"c1", value=b"\xff"
     ... )
+    >>> letter = dead_letter_from_error(error, source, now=now)
     >>> letter.reason, letter.value_b64, letter.raw_value()
     (<DeadLetterReason.not_utf8: 'not_utf8'>, '/w==', b'\xff')
 
@@ -206,15 +217,10 @@ def dead_letter_from_error(
     return _build(
         DeadLetterReason(error.reason.value),
         error.detail,
+        source,
+        now=now,
         errors=tuple(DeadLetterFieldError(loc=e.loc, msg=e.msg, type=e.type) for e in error.errors),
         event_type=error.event_type,
-        topic=topic,
-        partition=partition,
-        offset=offset,
-        timestamp=timestamp,
-        key=key,
-        value=value,
-        now=now,
     )
 
 
@@ -232,13 +238,8 @@ def _describe(exc: BaseException) -> str:
 
 def dead_letter_from_exception(
     exc: BaseException,
+    source: SourceMessage,
     *,
-    topic: str,
-    partition: int,
-    offset: int,
-    timestamp: datetime | None,
-    key: bytes | None,
-    value: bytes | None,
     now: datetime,
     event_type: str | None = None,
 ) -> DeadLetter:
@@ -250,14 +251,9 @@ def dead_letter_from_exception(
     return _build(
         DeadLetterReason.processing_error,
         _describe(exc),
-        event_type=event_type,
-        topic=topic,
-        partition=partition,
-        offset=offset,
-        timestamp=timestamp,
-        key=key,
-        value=value,
+        source,
         now=now,
+        event_type=event_type,
     )
 
 
@@ -268,13 +264,8 @@ def key_matches(event: InboundEvent, key: bytes | None) -> bool:
 
 def dead_letter_for_key_mismatch(
     event: InboundEvent,
+    source: SourceMessage,
     *,
-    topic: str,
-    partition: int,
-    offset: int,
-    timestamp: datetime | None,
-    key: bytes | None,
-    value: bytes | None,
     now: datetime,
 ) -> DeadLetter:
     """Build the dead letter for an event whose Kafka key is not its ``customer_id``.
@@ -282,17 +273,13 @@ def dead_letter_for_key_mismatch(
     Such an event sits on a partition another worker's customer may own, so
     applying it could split one customer's profile across workers.
     """
+    key = source.key
     shown = "no key" if key is None else repr(key.decode("utf-8", errors="replace"))
     return _build(
         DeadLetterReason.key_mismatch,
         f"message key {_clip(shown, _MAX_KEY_SHOWN_CHARS)} does not match "
         f"customer_id {event.customer_id!r}",
-        event_type=event.type,
-        topic=topic,
-        partition=partition,
-        offset=offset,
-        timestamp=timestamp,
-        key=key,
-        value=value,
+        source,
         now=now,
+        event_type=event.type,
     )

@@ -12,13 +12,14 @@ import logging
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from schemas import (
     DeadLetter,
     DecodeError,
     DecodeLimits,
     InboundEvent,
+    SourceMessage,
     TopicKind,
     dead_letter_for_key_mismatch,
     dead_letter_from_error,
@@ -73,11 +74,11 @@ class Ingestor:
             outcome = decode(self.kind, message.value, now=now, limits=self.limits)
             if isinstance(outcome, DecodeError):
                 await self._reject(
-                    message, dead_letter_from_error(outcome, **_source(message, now))
+                    message, dead_letter_from_error(outcome, _source(message), now=now)
                 )
                 return
             if not key_matches(outcome, message.key):
-                record = dead_letter_for_key_mismatch(outcome, **_source(message, now))
+                record = dead_letter_for_key_mismatch(outcome, _source(message), now=now)
                 await self._reject(message, record)
                 return
             try:
@@ -85,7 +86,7 @@ class Ingestor:
             except Exception as exc:
                 log.exception("processing failed at %s[%d]@%d", *_where(message))
                 await self._reject(
-                    message, dead_letter_from_exception(exc, **_source(message, now))
+                    message, dead_letter_from_exception(exc, _source(message), now=now)
                 )
                 return
             self.metrics.events_consumed.labels(self.kind.value, outcome.type).inc()
@@ -106,16 +107,16 @@ def _where(message: InboundMessage) -> tuple[str, int, int]:
     return message.topic, message.partition, message.offset
 
 
-def _source(message: InboundMessage, now: datetime) -> dict[str, Any]:
+def _source(message: InboundMessage) -> SourceMessage:
+    """Describe ``message`` for a dead letter; Faust's epoch-seconds timestamp becomes UTC."""
     timestamp = (
         datetime.fromtimestamp(message.timestamp, UTC) if message.timestamp is not None else None
     )
-    return {
-        "topic": message.topic,
-        "partition": message.partition,
-        "offset": message.offset,
-        "timestamp": timestamp,
-        "key": message.key,
-        "value": message.value,
-        "now": now,
-    }
+    return SourceMessage(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        timestamp=timestamp,
+        key=message.key,
+        value=message.value,
+    )

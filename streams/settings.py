@@ -10,16 +10,21 @@ a consumer.
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
+import zoneinfo
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas import DecodeLimits
 
 ENV_PREFIX = "NUDGE_"
+
+SECRET_FIELDS = frozenset({"api_token"})
+"""Settings whose values never appear in an error message or a log line."""
 
 TopicName = Annotated[str, Field(min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._-]+$")]
 
@@ -56,6 +61,8 @@ class Settings(BaseSettings):
     topic_email: TopicName = "email"
     topic_customers: TopicName = "customers"
     topic_deadletter: TopicName = "events.deadletter"
+    topic_profiles: TopicName = "profiles.outbound"
+    """Segment and score changes, for syncing the ESP's audiences."""
 
     topic_partitions: Annotated[int, Field(ge=1, le=10_000)] = 8
     """Partition count of every co-partitioned topic (inbound, tables, outbound)."""
@@ -71,7 +78,20 @@ class Settings(BaseSettings):
     """Where table stores (rocksdb) keep their files."""
 
     web_bind: str = "127.0.0.1"
+    """Address the web server (metrics, profile API) listens on."""
+
     web_port: Annotated[int, Field(ge=1, le=65_535)] = 6066
+    web_advertised_host: str | None = None
+    """Host other workers use to reach this one (profile API routing); default web_bind."""
+
+    api_token: Annotated[SecretStr, Field(min_length=16)] | None = None
+    """Bearer token the profile API requires; mandatory when web_bind is not loopback."""
+
+    business_time_zone: str = "UTC"
+    """IANA zone whose calendar days count as purchase days (RFM, CLV summaries)."""
+
+    dedupe_window: Annotated[int, Field(ge=1, le=4_096)] = 64
+    """Distinct recent event ids kept per customer to drop redelivered events."""
 
     max_event_bytes: Annotated[int, Field(ge=1_024, le=4 * 1024 * 1024)] = 256 * 1024
     """Inbound messages larger than this are dead-lettered unparsed."""
@@ -109,12 +129,30 @@ class Settings(BaseSettings):
             return value
         raise ValueError(f"expected memory:// or rocksdb://, got {value!r}")
 
+    @field_validator("business_time_zone")
+    @classmethod
+    def _zone_exists(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r}") from None
+        return value
+
     @model_validator(mode="after")
     def _topics_are_distinct(self) -> Settings:
         names = self.inbound_topics()
-        every = [*names.values(), self.topic_deadletter]
+        every = [*names.values(), self.topic_deadletter, self.topic_profiles]
         if len(set(every)) != len(every):
             raise ValueError(f"topic names must be distinct, got {every}")
+        return self
+
+    @model_validator(mode="after")
+    def _exposed_api_needs_a_token(self) -> Settings:
+        if self.api_token is None and not _is_loopback(self.web_bind):
+            raise ValueError(
+                f"NUDGE_WEB_BIND={self.web_bind} exposes customer profiles beyond this "
+                "machine: set NUDGE_API_TOKEN (a bearer token) or bind 127.0.0.1"
+            )
         return self
 
     def inbound_topics(self) -> dict[str, str]:
@@ -150,6 +188,15 @@ class Settings(BaseSettings):
         return (self.inbound_max_message_bytes * 4) // 3 + 64 * 1024
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def load_settings(**overrides: object) -> Settings:
     """Read settings from the environment, or stop with the names of the bad ones."""
     try:
@@ -165,6 +212,7 @@ def describe_errors(exc: ValidationError) -> str:
         field = ".".join(str(part) for part in error["loc"])
         name = f"{ENV_PREFIX}{field.upper()}" if field else "settings"
         given = error.get("input")
-        shown = "" if isinstance(given, dict) or given is None else f" (got {given!r})"
+        hidden = isinstance(given, dict) or given is None or field in SECRET_FIELDS
+        shown = "" if hidden else f" (got {given!r})"
         lines.append(f"  {name}: {error['msg']}{shown}")
     return "\n".join(lines)

@@ -16,6 +16,7 @@ from schemas.deadletter import (
     MAX_DETAIL_CHARS,
     DeadLetter,
     DeadLetterReason,
+    SourceMessage,
     dead_letter_for_key_mismatch,
     dead_letter_from_error,
     dead_letter_from_exception,
@@ -52,12 +53,14 @@ BAD_MESSAGES = {
 def _letter(error: DecodeError, value: bytes | None, key: bytes | None = b"cus-1") -> DeadLetter:
     return dead_letter_from_error(
         error,
-        topic="shop.cart",
-        partition=3,
-        offset=12_345,
-        timestamp=MESSAGE_AT,
-        key=key,
-        value=value,
+        SourceMessage(
+            topic="shop.cart",
+            partition=3,
+            offset=12_345,
+            timestamp=MESSAGE_AT,
+            key=key,
+            value=value,
+        ),
         now=DEAD_AT,
     )
 
@@ -115,12 +118,14 @@ def test_wire_form_is_plain_json_with_base64() -> None:
 def test_key_and_value_bytes_are_kept_exactly(key: bytes | None, value: bytes | None) -> None:
     letter = dead_letter_from_exception(
         RuntimeError("boom"),
-        topic="t",
-        partition=0,
-        offset=0,
-        timestamp=None,
-        key=key,
-        value=value,
+        SourceMessage(
+            topic="t",
+            partition=0,
+            offset=0,
+            timestamp=None,
+            key=key,
+            value=value,
+        ),
         now=DEAD_AT,
     )
     back = DeadLetter.from_bytes(letter.to_bytes())
@@ -148,12 +153,14 @@ class BrokenStr(Exception):
 def test_dead_letter_from_exception(exc: Exception, detail: str) -> None:
     letter = dead_letter_from_exception(
         exc,
-        topic="cart",
-        partition=1,
-        offset=2,
-        timestamp=MESSAGE_AT,
-        key=b"cus-1",
-        value=b"{}",
+        SourceMessage(
+            topic="cart",
+            partition=1,
+            offset=2,
+            timestamp=MESSAGE_AT,
+            key=b"cus-1",
+            value=b"{}",
+        ),
         now=DEAD_AT,
         event_type="cart_add",
     )
@@ -166,12 +173,14 @@ def test_dead_letter_from_exception(exc: Exception, detail: str) -> None:
 def test_exception_detail_is_truncated() -> None:
     letter = dead_letter_from_exception(
         ValueError("x" * 10_000),
-        topic="cart",
-        partition=0,
-        offset=0,
-        timestamp=None,
-        key=None,
-        value=None,
+        SourceMessage(
+            topic="cart",
+            partition=0,
+            offset=0,
+            timestamp=None,
+            key=None,
+            value=None,
+        ),
         now=DEAD_AT,
     )
     assert len(letter.detail) == MAX_DETAIL_CHARS
@@ -189,12 +198,14 @@ def test_key_mismatch() -> None:
 
     letter = dead_letter_for_key_mismatch(
         event,
-        topic="clicks",
-        partition=5,
-        offset=9,
-        timestamp=MESSAGE_AT,
-        key=b"cus-2",
-        value=raw,
+        SourceMessage(
+            topic="clicks",
+            partition=5,
+            offset=9,
+            timestamp=MESSAGE_AT,
+            key=b"cus-2",
+            value=raw,
+        ),
         now=DEAD_AT,
     )
     assert letter.reason is DeadLetterReason.key_mismatch
@@ -209,12 +220,14 @@ def test_naive_times_are_a_caller_bug() -> None:
     with pytest.raises(ValidationError, match="timezone_aware"):
         dead_letter_from_error(
             error,
-            topic="t",
-            partition=0,
-            offset=0,
-            timestamp=None,
-            key=None,
-            value=None,
+            SourceMessage(
+                topic="t",
+                partition=0,
+                offset=0,
+                timestamp=None,
+                key=None,
+                value=None,
+            ),
             now=datetime(2024, 5, 1),  # noqa: DTZ001 - the mistake under test
         )
 

@@ -73,3 +73,25 @@ def test_every_topic_is_co_partitioned_and_fits_dead_letters() -> None:
     # A dead letter carries the whole inbound message as base64 plus its metadata.
     assert deadletter_limit > inbound_limit * 4 // 3
     assert inbound_limit > settings.max_event_bytes
+
+
+def test_binding_beyond_loopback_requires_a_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NUDGE_WEB_BIND", "0.0.0.0")  # noqa: S104 - the case under test
+    with pytest.raises(InvalidSettingsError, match="NUDGE_API_TOKEN"):
+        load_settings()
+    monkeypatch.setenv("NUDGE_API_TOKEN", "t" * 32)
+    assert load_settings().web_bind == "0.0.0.0"  # noqa: S104
+
+
+def test_a_rejected_secret_is_never_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NUDGE_API_TOKEN", "hunter2")  # too short
+    with pytest.raises(InvalidSettingsError) as raised:
+        load_settings()
+    assert "NUDGE_API_TOKEN" in str(raised.value)
+    assert "hunter2" not in str(raised.value)
+
+
+def test_business_time_zone_must_exist(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NUDGE_BUSINESS_TIME_ZONE", "Mars/Olympus_Mons")
+    with pytest.raises(InvalidSettingsError, match="NUDGE_BUSINESS_TIME_ZONE"):
+        load_settings()
