@@ -13,6 +13,7 @@ import pytest
 
 from tests.support.events import BASE_TIME, bad_messages, encode, valid_event
 from tests.support.kafka_io import latest_by_key, publish, read_all, wait_for
+from tests.support.sockets import listening_sockets
 from tests.support.worker import WorkerEnv, running_worker, scrape
 
 pytestmark = pytest.mark.integration
@@ -56,7 +57,10 @@ def test_every_valid_event_counted_once_and_every_bad_one_dead_lettered(
             expected_bad.append((label, reason, named, raw))
     assert len(expected_bad) == BAD
 
-    with running_worker(env, tmp_path / "worker.log"):
+    with running_worker(env, tmp_path / "worker.log") as worker:
+        # The web server (metrics, profiles) listens on loopback only by default.
+        assert {address for address, _ in listening_sockets(worker.pid)} == {"127.0.0.1"}
+
         publish(kafka_bootstrap, messages)
 
         deadletters = wait_for(

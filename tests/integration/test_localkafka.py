@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import os
 import socket
 import sys
@@ -25,6 +24,7 @@ from streams.localkafka import (
     free_ports,
     run_command,
 )
+from tests.support.sockets import listening_sockets
 
 pytestmark = pytest.mark.integration
 
@@ -130,36 +130,6 @@ def test_status_finds_the_running_broker_from_its_pid_file(own_broker: LocalKafk
     assert stranger.status().pid == status.pid
     with pytest.raises(LocalKafkaError, match="already running"):
         stranger.start()
-
-
-def listening_sockets(pid: int) -> set[tuple[str, int]]:
-    """(address, port) of every TCP socket ``pid`` listens on, from /proc."""
-    inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            target = os.readlink(fd)
-        except FileNotFoundError:  # closed since the directory was listed
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[len("socket:[") : -1])
-    found = set()
-    for table in ("tcp", "tcp6"):
-        lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
-        for line in lines:
-            fields = line.split()
-            local, state, inode = fields[1], fields[3], fields[9]
-            if state != "0A" or inode not in inodes:  # 0A: LISTEN
-                continue
-            address_hex, port_hex = local.split(":")
-            # /proc prints each 32-bit word of the address in host (little-endian) order.
-            raw = b"".join(
-                bytes.fromhex(address_hex[i : i + 8])[::-1] for i in range(0, len(address_hex), 8)
-            )
-            address = ipaddress.ip_address(raw)
-            if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-                address = address.ipv4_mapped  # a dual-stack socket bound to an IPv4 address
-            found.add((str(address), int(port_hex, 16)))
-    return found
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")

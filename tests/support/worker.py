@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,11 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from streams.localkafka import free_port
 
 
 @dataclass(frozen=True)
@@ -52,6 +47,7 @@ class WorkerEnv:
             "NUDGE_TOPIC_EMAIL": self.topic("email"),
             "NUDGE_TOPIC_CUSTOMERS": self.topic("customers"),
             "NUDGE_TOPIC_DEADLETTER": self.topic("events.deadletter"),
+            "NUDGE_TOPIC_PROFILES": self.topic("profiles"),
             "NUDGE_WEB_PORT": str(self.web_port),
             "NUDGE_CONSUMER_SESSION_TIMEOUT_SECONDS": "10",
             "NUDGE_COMMIT_INTERVAL_SECONDS": "0.5",
@@ -63,11 +59,16 @@ class WorkerEnv:
 
 @contextmanager
 def running_worker(
-    env: WorkerEnv, log_path: Path, *, ready_timeout: float = 90.0
+    env: WorkerEnv,
+    log_path: Path,
+    *,
+    extra: dict[str, str] | None = None,
+    ready_timeout: float = 90.0,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """A worker process, ready (its web server answers), stopped by PID afterwards."""
     variables = {k: v for k, v in os.environ.items() if not k.startswith("NUDGE_")}
     variables.update(env.variables())
+    variables.update(extra or {})
     nudge = Path(sys.executable).with_name("nudge")
     with log_path.open("wb") as log:
         process = subprocess.Popen(
