@@ -6,8 +6,8 @@ format shows up in review as a schema diff. Regenerate with ``make schemas``
 (``python -m schemas.export schemas/json``).
 
 Inbound topics are described as pydantic *validates* them (what producers may
-send: a price as a number or a string); the outbound dead letter as pydantic
-*serializes* it (what consumers receive).
+send: a price as a number or a string); the outbound messages (dead letters,
+profile changes) as pydantic *serializes* them (what consumers receive).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pydantic import TypeAdapter
 
 from schemas.codec import ADAPTERS, TopicKind
 from schemas.deadletter import DeadLetter
+from schemas.profiles import PROFILE_MESSAGE_ADAPTER
 
 __all__ = ["JSON_SCHEMA_DIALECT", "main", "render_all"]
 
@@ -52,6 +53,9 @@ def render_all() -> dict[str, str]:
     }
     files["deadletter.json"] = _render(
         TypeAdapter(DeadLetter), "Nudge dead-letter message", "serialization"
+    )
+    files["profiles.json"] = _render(
+        PROFILE_MESSAGE_ADAPTER, "Nudge profiles.outbound message", "serialization"
     )
     return files
 

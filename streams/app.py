@@ -11,15 +11,21 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import faust
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 
-from schemas import DeadLetter, TopicKind
-from streams.ingest import Ingestor
+from schemas import TopicKind
+from streams.codecs import ProfileStateCodec
+from streams.core.profile import Profile, Tombstone
+from streams.core.profile_view import profile_document
+from streams.core.reducer import ProfileConfig
+from streams.ingest import Ingestor, utc_now
 from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.topics import ensure_topics, topic_specs
+from streams.web import add_metrics_page, add_profile_api
 
 
 class NudgeApp(faust.App):
@@ -38,6 +44,22 @@ class NudgeApp(faust.App):
         await super().on_first_start()
 
 
+class ProfileTable(faust.Table[str, Profile | Tombstone]):
+    """The profile table: raw utf-8 keys, values through :class:`ProfileStateCodec`.
+
+    Faust derives a table's serializers from its key and value types and
+    builds the changelog topic from them when the table is registered; they
+    are set here, before registration, so the changelog is written and read
+    back with the same codec. Raw keys are the bytes producers key by, so
+    Faust's table routing hashes a customer to the partition of their events.
+    """
+
+    def __init__(self, app: faust.App, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.key_serializer = "raw"
+        self.value_serializer = ProfileStateCodec()
+
+
 @dataclass(frozen=True)
 class Nudge:
     """A built worker: the Faust app and the parts tests and commands reach for."""
@@ -45,9 +67,16 @@ class Nudge:
     app: NudgeApp
     settings: Settings
     metrics: Metrics
-    counts: Any  # faust Table[str, int]
-    deadletter: Any  # faust Topic
+    profiles: Any  # faust Table[str, Profile | Tombstone]
     ingestors: dict[TopicKind, Ingestor]
+
+
+def profile_config(settings: Settings) -> ProfileConfig:
+    """Build the reducer's configuration from settings."""
+    return ProfileConfig(
+        business_tz=ZoneInfo(settings.business_time_zone),
+        dedupe_window=settings.dedupe_window,
+    )
 
 
 def faust_options(settings: Settings) -> dict[str, Any]:
@@ -69,7 +98,7 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "producer_max_request_size": settings.deadletter_max_message_bytes + 64 * 1024,
         "consumer_max_fetch_size": settings.deadletter_max_message_bytes,
         "web_bind": settings.web_bind,
-        "web_host": settings.web_bind,
+        "web_host": settings.web_advertised_host or settings.web_bind,
         "web_port": settings.web_port,
         # Faust's built-in pages would expose table contents (customer data)
         # and internals; Nudge serves only the pages it defines.
@@ -85,45 +114,57 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> Nudg
     app = NudgeApp(settings.app_id, **faust_options(settings))
     app.nudge_settings = settings
     metrics = Metrics.create(registry if registry is not None else CollectorRegistry())
-    counts = app.Table(
-        "event-counts",
-        default=int,
-        partitions=settings.topic_partitions,
-        key_type=str,
-        value_type=int,
+    config = profile_config(settings)
+    profiles: ProfileTable = app.tables.add(  # type: ignore[assignment]
+        ProfileTable(
+            app,
+            name="profiles",
+            beacon=app.tables.beacon,
+            partitions=settings.topic_partitions,
+            key_type=str,
+        )
     )
-    deadletter = app.topic(
-        settings.topic_deadletter,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=settings.topic_partitions,
-    )
+    # Sends are buffered; a commit flushes the producer before it commits the
+    # offsets, so what a message produced is written before it counts as done.
+    deadletter = _raw_topic(app, settings.topic_deadletter, settings)
+    profile_changes = _raw_topic(app, settings.topic_profiles, settings)
 
-    async def send_dead_letter(key: bytes | None, record: DeadLetter) -> None:
-        # Awaited so the dead letter is delivered before the offset can commit.
-        await deadletter.send(key=key, value=record.to_bytes())
+    async def send_dead_letter(key: bytes | None, value: bytes) -> None:
+        await deadletter.send(key=key, value=value)
+
+    async def send_profile_change(key: bytes | None, value: bytes) -> None:
+        await profile_changes.send(key=key, value=value)
 
     ingestors: dict[TopicKind, Ingestor] = {}
     for kind_name, topic_name in settings.inbound_topics().items():
         kind = TopicKind(kind_name)
-        ingestor = Ingestor(
+        ingestors[kind] = Ingestor(
             kind=kind,
             limits=settings.decode_limits(),
-            counts=counts,
+            config=config,
+            profiles=profiles,
             dead_letter=send_dead_letter,
+            profile_changes=send_profile_change,
             metrics=metrics,
         )
-        ingestors[kind] = ingestor
-        topic = app.topic(
-            topic_name,
-            key_serializer="raw",
-            value_serializer="raw",
-            partitions=settings.topic_partitions,
-        )
-        app.agent(topic, name=f"ingest-{kind_name}")(_ingest_agent(ingestor))
+        topic = _raw_topic(app, topic_name, settings)
+        app.agent(topic, name=f"ingest-{kind_name}")(_ingest_agent(ingestors[kind]))
 
-    _add_metrics_page(app, metrics.registry)
-    return Nudge(app, settings, metrics, counts, deadletter, ingestors)
+    add_metrics_page(app, metrics.registry)
+    add_profile_api(
+        app,
+        profiles,
+        render=lambda state, as_of: profile_document(state, as_of, config),
+        token=settings.api_token,
+        clock=utc_now,
+    )
+    return Nudge(app, settings, metrics, profiles, ingestors)
+
+
+def _raw_topic(app: faust.App, name: str, settings: Settings) -> Any:
+    return app.topic(
+        name, key_serializer="raw", value_serializer="raw", partitions=settings.topic_partitions
+    )
 
 
 def _ingest_agent(ingestor: Ingestor) -> Any:
@@ -132,10 +173,3 @@ def _ingest_agent(ingestor: Ingestor) -> Any:
             await ingestor.handle(event.message)
 
     return ingest
-
-
-def _add_metrics_page(app: faust.App, registry: CollectorRegistry) -> None:
-    @app.page("/metrics")
-    async def metrics_page(web: Any, request: Any) -> Any:
-        # aiohttp rejects a charset inside content_type=, so set the header.
-        return web.bytes(generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -1,4 +1,4 @@
-"""The ingestion adapter: one inbound message in, state and dead letters out.
+"""The ingestion adapter: one inbound message in, profile, outputs and dead letters out.
 
 Everything an agent does with a message lives here so the agent itself is a
 loop of three lines. The handler never raises: a message that fails to
@@ -27,7 +27,8 @@ from schemas import (
     decode,
     key_matches,
 )
-from streams.core import event_counts
+from streams.core import reducer
+from streams.core.profile import Profile, Tombstone
 from streams.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -44,11 +45,11 @@ class InboundMessage(Protocol):
     value: bytes | None
 
 
-class DeadLetterSink(Protocol):
-    """Where dead letters go (the dead-letter topic in a worker)."""
+class Sink(Protocol):
+    """A topic the adapter writes to (the dead-letter topic, ``profiles.outbound``)."""
 
-    async def __call__(self, key: bytes | None, record: DeadLetter) -> None:
-        """Deliver ``record``; return only once it is safely written."""
+    async def __call__(self, key: bytes | None, value: bytes) -> None:
+        """Hand the message to the producer; it is flushed before the offset commits."""
 
 
 def utc_now() -> datetime:
@@ -58,12 +59,14 @@ def utc_now() -> datetime:
 
 @dataclass
 class Ingestor:
-    """Applies the messages of one inbound topic kind to the event-count table."""
+    """Applies the messages of one inbound topic kind to the profile table."""
 
     kind: TopicKind
     limits: DecodeLimits
-    counts: MutableMapping[str, int]
-    dead_letter: DeadLetterSink
+    config: reducer.ProfileConfig
+    profiles: MutableMapping[str, Profile | Tombstone]
+    dead_letter: Sink
+    profile_changes: Sink
     metrics: Metrics
     clock: Callable[[], datetime] = utc_now
 
@@ -82,7 +85,7 @@ class Ingestor:
                 await self._reject(message, record)
                 return
             try:
-                self._apply(outcome)
+                step = reducer.apply(self.profiles.get(outcome.customer_id), outcome, self.config)
             except Exception as exc:
                 log.exception("processing failed at %s[%d]@%d", *_where(message))
                 await self._reject(
@@ -90,16 +93,22 @@ class Ingestor:
                 )
                 return
             self.metrics.events_consumed.labels(self.kind.value, outcome.type).inc()
+            await self._store(outcome, step)
 
-    def _apply(self, event: InboundEvent) -> None:
+    async def _store(self, event: InboundEvent, step: reducer.Step) -> None:
+        if not step.applied:
+            self.metrics.events_skipped.labels(self.kind.value, step.reason or "unknown").inc()
+            return
         # Reassign, never mutate: a table writes its changelog only on set.
-        self.counts[event.customer_id] = event_counts.apply(self.counts[event.customer_id], event)
+        self.profiles[event.customer_id] = step.profile
+        for output in step.outputs:
+            await self.profile_changes(event.customer_id.encode(), output.to_bytes())
 
     async def _reject(self, message: InboundMessage, record: DeadLetter) -> None:
         log.warning(
             "dead-lettered %s[%d]@%d: %s: %s", *_where(message), record.reason, record.detail
         )
-        await self.dead_letter(message.key, record)
+        await self.dead_letter(message.key, record.to_bytes())
         self.metrics.events_deadlettered.labels(self.kind.value, record.reason).inc()
 
 

@@ -36,6 +36,7 @@ class Metrics:
     registry: CollectorRegistry
     events_consumed: Counter
     events_deadlettered: Counter
+    events_skipped: Counter
     event_processing: Histogram
 
     @classmethod
@@ -52,6 +53,12 @@ class Metrics:
             events_deadlettered=Counter(
                 "nudge_events_deadlettered_total",
                 "Inbound messages sent to the dead-letter topic, by topic kind and reason.",
+                ["topic", "reason"],
+                registry=registry,
+            ),
+            events_skipped=Counter(
+                "nudge_events_skipped_total",
+                "Valid events that changed nothing (duplicate event or order, erased customer).",
                 ["topic", "reason"],
                 registry=registry,
             ),

@@ -47,6 +47,11 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             deadletter,
         )
     )
+    specs.append(
+        TopicSpec(
+            settings.topic_profiles, settings.topic_partitions, settings.topic_replication_factor
+        )
+    )
     return specs
 
 

@@ -25,9 +25,10 @@ KINDS = ("clickstream", "cart", "email", "customers")
 
 
 def counts_in_changelog(env: WorkerEnv) -> dict[str, int]:
-    table = latest_by_key(read_all(env.bootstrap, env.changelog("event-counts")))
+    """Events applied per customer, as the profile table's changelog holds them."""
+    table = latest_by_key(read_all(env.bootstrap, env.changelog("profiles")))
     return {
-        orjson.loads(key): orjson.loads(value)
+        key.decode(): orjson.loads(value)["events_applied"]
         for key, value in table.items()
         if key is not None and value is not None
     }

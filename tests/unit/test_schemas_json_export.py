@@ -12,6 +12,7 @@ import schemas.export
 from schemas.codec import EVENT_TYPES, TopicKind
 from schemas.deadletter import DeadLetterReason
 from schemas.export import JSON_SCHEMA_DIALECT, main, render_all
+from schemas.profiles import Segment
 
 pytestmark = pytest.mark.unit
 
@@ -24,7 +25,7 @@ def _load(name: str) -> Any:
 
 
 def test_one_file_per_topic_and_the_dead_letter() -> None:
-    assert set(render_all()) == {*TOPIC_FILES, "deadletter.json"}
+    assert set(render_all()) == {*TOPIC_FILES, "deadletter.json", "profiles.json"}
     assert {p.name for p in SCHEMA_DIR.glob("*.json")} == set(render_all())
 
 
@@ -70,6 +71,17 @@ def test_dead_letter_schema_lists_every_reason() -> None:
     reasons = schema["$defs"]["DeadLetterReason"]["enum"]
     assert reasons == [r.value for r in DeadLetterReason]
     assert {"value_b64", "key_b64", "topic", "partition", "offset"} <= set(schema["required"])
+
+
+def test_profiles_schema_lists_every_message_and_segment() -> None:
+    schema = _load("profiles.json")
+    tags = {
+        schema["$defs"][name]["properties"]["type"]["const"]
+        for name in ("SegmentChanged", "ProfileErased")
+    }
+    assert tags == {"segment_changed", "profile_erased"}
+    assert schema["$defs"]["Segment"]["enum"] == [s.value for s in Segment]
+    assert "message_id" in schema["$defs"]["SegmentChanged"]["required"]
 
 
 def test_main_writes_the_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -66,7 +66,14 @@ def test_environment_overrides_defaults(monkeypatch: pytest.MonkeyPatch) -> None
 def test_every_topic_is_co_partitioned_and_fits_dead_letters() -> None:
     settings = Settings(topic_partitions=5)
     specs = {spec.name: spec for spec in topic_specs(settings)}
-    assert set(specs) == {"clickstream", "cart", "email", "customers", "events.deadletter"}
+    assert set(specs) == {
+        "clickstream",
+        "cart",
+        "email",
+        "customers",
+        "events.deadletter",
+        "profiles.outbound",
+    }
     assert {spec.partitions for spec in specs.values()} == {5}
     inbound_limit = int(specs["cart"].configs["max.message.bytes"])
     deadletter_limit = int(specs["events.deadletter"].configs["max.message.bytes"])

@@ -1,0 +1,119 @@
+"""The customer profile: everything the rules and models know about one customer.
+
+A :class:`Profile` is stored in a Kafka-changelogged table and rewritten on
+every event, so it stays compact and bounded: recent-only lists have fixed
+bounds, and the only collections that grow with the customer's history are
+the order ids and purchase days (one entry per order and per purchase day)
+and the trigger types sent.
+
+An erased customer is a :class:`Tombstone`: the id and the time of erasure,
+nothing personal. The table holds either; :func:`state_from_bytes` reads
+either back.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Final, Literal
+
+from pydantic import Field, TypeAdapter
+
+from schemas.common import UtcDatetime
+from streams.core.attributes import Consent, Stamped
+from streams.core.cart import Cart
+from streams.core.engagement import Engagement, EngagementRates, engagement_rates
+from streams.core.frozen import FrozenModel
+from streams.core.purchases import Purchases, PurchaseSummary, purchase_summary
+from streams.core.rfm import Segment
+from streams.core.session import Session
+
+__all__ = [
+    "EngagementRates",
+    "Profile",
+    "PurchaseSummary",
+    "Tombstone",
+    "engagement_rates",
+    "purchase_summary",
+    "record_trigger",
+    "state_from_bytes",
+]
+
+
+class Profile(FrozenModel):
+    """One customer's live profile.
+
+    ``recent_event_ids`` holds the last ``dedupe_window`` distinct event ids
+    applied, oldest first, to drop redelivered events. A duplicate older than
+    the customer's last N distinct events is not recognised and is applied
+    again, except an order, which is always recognised by its ``order_id``.
+
+    ``segment`` is the RFM segment as of ``segment_as_of``, the customer's
+    latest event time (``last_seen``), so the stored value depends on the
+    events only, never on when they were processed. A segment as of *now*
+    (which drifts as time passes) is :func:`streams.core.rfm.rfm_scores` with
+    ``as_of=now``.
+    """
+
+    kind: Literal["profile"] = "profile"
+    customer_id: str
+    first_seen: UtcDatetime
+    last_seen: UtcDatetime
+    events_applied: int = 0
+    recent_event_ids: tuple[str, ...] = ()
+    purchases: Purchases = Field(default_factory=Purchases)
+    engagement: Engagement = Field(default_factory=Engagement)
+    session: Session | None = None
+    cart: Cart | None = None
+    closed_cart_ids: tuple[str, ...] = ()
+    email_consent: Consent = Field(default_factory=Consent)
+    time_zone: Stamped | None = None
+    locale: Stamped | None = None
+    last_trigger_at: dict[str, UtcDatetime] = Field(default_factory=dict)
+    segment: Segment
+    segment_as_of: UtcDatetime
+
+
+class Tombstone(FrozenModel):
+    """What remains of an erased customer: the id, and when it was erased.
+
+    Erasure is final: any later event for the id is ignored, so a customer
+    who registers again needs a new customer id.
+    """
+
+    kind: Literal["tombstone"] = "tombstone"
+    customer_id: str
+    erased_at: UtcDatetime
+
+
+_STATE: Final[TypeAdapter[Profile | Tombstone]] = TypeAdapter(
+    Annotated[Profile | Tombstone, Field(discriminator="kind")]
+)
+
+
+def state_from_bytes(raw: bytes) -> Profile | Tombstone:
+    """Read a stored profile or tombstone (what their ``to_bytes`` wrote)."""
+    return _STATE.validate_json(raw)
+
+
+def record_trigger(profile: Profile, trigger_type: str, at: datetime) -> Profile:
+    """Remember that a trigger of ``trigger_type`` was sent at ``at`` (the latest time wins).
+
+    Examples
+    --------
+    >>> from datetime import UTC, datetime
+    >>> at = datetime(2024, 5, 1, tzinfo=UTC)
+    >>> profile = Profile(
+    ...     customer_id="c1", first_seen=at, last_seen=at, segment="prospect", segment_as_of=at
+    ... )
+    >>> record_trigger(profile, "abandoned_cart", at).last_trigger_at
+    {'abandoned_cart': datetime.datetime(2024, 5, 1, 0, 0, tzinfo=datetime.timezone.utc)}
+
+    """
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError("`at` must be timezone-aware")
+    at = at.astimezone(UTC)
+    previous = profile.last_trigger_at.get(trigger_type)
+    if previous is not None and previous >= at:
+        return profile
+    triggers = dict(sorted({**profile.last_trigger_at, trigger_type: at}.items()))
+    return profile.model_copy(update={"last_trigger_at": triggers})
