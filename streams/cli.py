@@ -7,19 +7,26 @@ option parsing, help and exit codes.
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar, NoReturn
 
 import click
 from faust.cli import Command, argument, option
 
 from streams import localkafka
+from streams import replay as replay_module
 from streams.app import build
 from streams.settings import load_settings
+from streams.simulator import publish
+from streams.simulator.config import MAX_CUSTOMERS
 
 
 class kafka(Command):
     """Start, stop or ask about the local single-node Kafka broker (development)."""
 
+    # Faust treats a direct Command subclass as abstract (unregistered) unless it says not.
+    abstract: ClassVar[bool] = False
     options = [  # noqa: RUF012 - Faust's Command declares it a list attribute
         argument("action", type=click.Choice(["start", "stop", "status"])),
         option("--port", type=int, default=9092, show_default=True, help="Client port."),
@@ -30,6 +37,87 @@ class kafka(Command):
         code = localkafka.run_command(action, port=port)  # type: ignore[arg-type]
         if code:
             raise SystemExit(code)
+
+
+_POSITIVE = click.FloatRange(min=0, min_open=True)
+
+
+class simulate(Command):
+    """Publish a simulated shop's events to the inbound topics, or write them as JSON lines."""
+
+    # Faust treats a direct Command subclass as abstract (unregistered) unless it says not.
+    abstract: ClassVar[bool] = False
+    options = [  # noqa: RUF012 - Faust's Command declares it a list attribute
+        option("--seed", type=int, default=0, help="Same seed, same events."),
+        option("--customers", type=click.IntRange(1, MAX_CUSTOMERS), default=1000),
+        option("--days", type=click.FloatRange(0.001, 366), default=1.0, help="Simulated days."),
+        option(
+            "--start",
+            default=None,
+            help="Simulated start, ISO 8601 with an offset [default: ends at the last hour].",
+        ),
+        option("--rate", type=_POSITIVE, default=None, help="Events per second of wall time."),
+        option("--speed", type=_POSITIVE, default=None, help="Simulated time runs N x faster."),
+        option(
+            "--out",
+            type=click.Path(file_okay=False, path_type=Path),
+            default=None,
+            help="Write events.jsonl and truth.jsonl here instead of publishing to Kafka.",
+        ),
+        option(
+            "--truth",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            help="When publishing, also write the truth records (JSON lines) here.",
+        ),
+        option("--max-events", type=click.IntRange(min=1), default=None),
+        option("--max-seconds", type=_POSITIVE, default=None, help="Wall-time bound."),
+    ]
+
+    def __call__(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """Run the simulation; exit 0, 1 (Kafka did not take every event) or 2 (bad options)."""
+        raise SystemExit(
+            publish.main(
+                load_settings(),
+                now=datetime.now(UTC),
+                json_summary=self.json,
+                quiet=self.quiet,
+                stdout=self.stdout,
+                stderr=self.stderr,
+                **self.kwargs,
+            )
+        )
+
+
+class replay(Command):
+    """Publish events from a JSON lines or CSV file, checking every line (see streams/replay.py)."""
+
+    abstract: ClassVar[bool] = False  # see simulate
+    options = [  # noqa: RUF012 - Faust's Command declares it a list attribute
+        argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path)),
+        option("--speed", type=_POSITIVE, default=None, help="Keep event-time gaps, N x faster."),
+        option(
+            "--column-map",
+            multiple=True,
+            help="CSV: field=column[,field=column...], e.g. occurred_at=ts,customer_id=user.",
+        ),
+        option(
+            "--format", "file_format", type=click.Choice(["auto", "jsonl", "csv"]), default="auto"
+        ),
+    ]
+
+    def __call__(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """Replay the file; exit 0, 1 (invalid lines or Kafka failures) or 2 (bad options)."""
+        raise SystemExit(
+            replay_module.main(
+                load_settings(),
+                json_summary=self.json,
+                quiet=self.quiet,
+                stdout=self.stdout,
+                stderr=self.stderr,
+                **self.kwargs,
+            )
+        )
 
 
 def main() -> None:
