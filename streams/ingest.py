@@ -88,9 +88,10 @@ class Ingestor:
                 step = reducer.apply(self.profiles.get(outcome.customer_id), outcome, self.config)
             except Exception as exc:
                 log.exception("processing failed at %s[%d]@%d", *_where(message))
-                await self._reject(
-                    message, dead_letter_from_exception(exc, _source(message), now=now)
+                record = dead_letter_from_exception(
+                    exc, _source(message), now=now, event_type=outcome.type
                 )
+                await self._reject(message, record)
                 return
             self.metrics.events_consumed.labels(self.kind.value, outcome.type).inc()
             await self._store(outcome, step)

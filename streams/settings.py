@@ -127,7 +127,7 @@ class Settings(BaseSettings):
             if importlib.util.find_spec("rocksdict") is None:
                 raise ValueError("rocksdb:// needs rocksdict: pip install 'nudge[rocksdb]'")
             return value
-        raise ValueError(f"expected memory:// or rocksdb://, got {value!r}")
+        raise ValueError("expected memory:// or rocksdb://")
 
     @field_validator("business_time_zone")
     @classmethod
@@ -135,7 +135,7 @@ class Settings(BaseSettings):
         try:
             zoneinfo.ZoneInfo(value)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown IANA time zone {value!r}") from None
+            raise ValueError("unknown IANA time zone") from None
         return value
 
     @model_validator(mode="after")
@@ -214,5 +214,6 @@ def describe_errors(exc: ValidationError) -> str:
         given = error.get("input")
         hidden = isinstance(given, dict) or given is None or field in SECRET_FIELDS
         shown = "" if hidden else f" (got {given!r})"
-        lines.append(f"  {name}: {error['msg']}{shown}")
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"  {name}: {message}{shown}")
     return "\n".join(lines)

@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kafka.errors import KafkaError
+
 from streams.settings import Settings
 
 
@@ -29,6 +31,10 @@ class TopicSpec:
 
 class TopicMismatchError(SystemExit):
     """An existing topic cannot serve Nudge as it is; the message says why."""
+
+
+class BrokerUnavailableError(SystemExit):
+    """No broker answered at start-up; the message names the setting to check."""
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
@@ -67,7 +73,13 @@ def _admin_client(bootstrap_servers: str) -> Any:
 def ensure_topics(bootstrap_servers: str, specs: Iterable[TopicSpec]) -> list[str]:
     """Create the missing topics; return their names. Raise on a partition mismatch."""
     wanted = {spec.name: spec for spec in specs}
-    admin = _admin_client(bootstrap_servers)
+    try:
+        admin = _admin_client(bootstrap_servers)
+    except KafkaError as exc:
+        raise BrokerUnavailableError(
+            f"Nudge cannot start: no Kafka broker answered at {bootstrap_servers} "
+            f"(NUDGE_BOOTSTRAP_SERVERS): {exc}"
+        ) from None
     try:
         existing = {
             topic["name"]: len(topic["partitions"])
