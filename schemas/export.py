@@ -7,7 +7,8 @@ format shows up in review as a schema diff. Regenerate with ``make schemas``
 
 Inbound topics are described as pydantic *validates* them (what producers may
 send: a price as a number or a string); the outbound messages (dead letters,
-profile changes) as pydantic *serializes* them (what consumers receive).
+profile changes, triggers and trigger decisions) as pydantic *serializes*
+them (what consumers receive).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pydantic import TypeAdapter
 from schemas.codec import ADAPTERS, TopicKind
 from schemas.deadletter import DeadLetter
 from schemas.profiles import PROFILE_MESSAGE_ADAPTER
+from schemas.triggers import DECISION_ADAPTER, TRIGGER_ADAPTER
 
 __all__ = ["JSON_SCHEMA_DIALECT", "main", "render_all"]
 
@@ -56,6 +58,12 @@ def render_all() -> dict[str, str]:
     )
     files["profiles.json"] = _render(
         PROFILE_MESSAGE_ADAPTER, "Nudge profiles.outbound message", "serialization"
+    )
+    files["triggers.json"] = _render(
+        TRIGGER_ADAPTER, "Nudge triggers.outbound and triggers.holdout message", "serialization"
+    )
+    files["decisions.json"] = _render(
+        DECISION_ADAPTER, "Nudge triggers.decisions message", "serialization"
     )
     return files
 

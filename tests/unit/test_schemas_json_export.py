@@ -13,6 +13,7 @@ from schemas.codec import EVENT_TYPES, TopicKind
 from schemas.deadletter import DeadLetterReason
 from schemas.export import JSON_SCHEMA_DIALECT, main, render_all
 from schemas.profiles import Segment
+from schemas.triggers import DecisionReason, Outcome, Tier, TriggerType
 
 pytestmark = pytest.mark.unit
 
@@ -25,7 +26,8 @@ def _load(name: str) -> Any:
 
 
 def test_one_file_per_topic_and_the_dead_letter() -> None:
-    assert set(render_all()) == {*TOPIC_FILES, "deadletter.json", "profiles.json"}
+    outbound = {"deadletter.json", "profiles.json", "triggers.json", "decisions.json"}
+    assert set(render_all()) == {*TOPIC_FILES, *outbound}
     assert {p.name for p in SCHEMA_DIR.glob("*.json")} == set(render_all())
 
 
@@ -82,6 +84,32 @@ def test_profiles_schema_lists_every_message_and_segment() -> None:
     assert tags == {"segment_changed", "profile_erased"}
     assert schema["$defs"]["Segment"]["enum"] == [s.value for s in Segment]
     assert "message_id" in schema["$defs"]["SegmentChanged"]["required"]
+
+
+def test_triggers_schema_is_the_outbound_contract() -> None:
+    schema = _load("triggers.json")
+    assert schema["$schema"] == JSON_SCHEMA_DIALECT
+    required = set(schema["required"])
+    assert {"trigger_id", "customer_id", "trigger_type", "tier", "payload"} <= required
+    assert {"occurred_at", "decided_at", "expires_at", "arm", "segment"} <= required
+    assert {"send_after", "score", "model_version", "locale", "time_zone"} <= set(
+        schema["properties"]
+    )
+    payload = schema["properties"]["payload"]
+    assert payload["discriminator"]["propertyName"] == "type"
+    assert set(payload["discriminator"]["mapping"]) == {t.value for t in TriggerType}
+    assert schema["$defs"]["TriggerType"]["enum"] == [t.value for t in TriggerType]
+    assert schema["$defs"]["Tier"]["enum"] == [t.value for t in Tier]
+    # The contract carries ids, never an address or a name.
+    assert not {"email", "email_address", "name"} & set(schema["properties"])
+
+
+def test_decisions_schema_lists_every_outcome_and_reason() -> None:
+    schema = _load("decisions.json")
+    assert schema["$schema"] == JSON_SCHEMA_DIALECT
+    assert {"trigger_id", "decision_id", "outcome", "decided_at"} <= set(schema["required"])
+    assert schema["$defs"]["Outcome"]["enum"] == [o.value for o in Outcome]
+    assert schema["$defs"]["DecisionReason"]["enum"] == [r.value for r in DecisionReason]
 
 
 def test_main_writes_the_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
