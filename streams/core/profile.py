@@ -31,12 +31,22 @@ __all__ = [
     "EngagementRates",
     "Profile",
     "PurchaseSummary",
+    "StoredScore",
     "Tombstone",
     "engagement_rates",
     "purchase_summary",
+    "record_score",
     "record_trigger",
     "state_from_bytes",
 ]
+
+
+class StoredScore(FrozenModel):
+    """A model's latest score for the customer, and which model gave it when."""
+
+    probability: float = Field(ge=0.0, le=1.0)
+    model_version: str
+    scored_at: UtcDatetime
 
 
 class Profile(FrozenModel):
@@ -69,6 +79,7 @@ class Profile(FrozenModel):
     time_zone: Stamped | None = None
     locale: Stamped | None = None
     last_trigger_at: dict[str, UtcDatetime] = Field(default_factory=dict)
+    scores: dict[str, StoredScore] = Field(default_factory=dict)
     segment: Segment
     segment_as_of: UtcDatetime
 
@@ -93,6 +104,18 @@ _STATE: Final[TypeAdapter[Profile | Tombstone]] = TypeAdapter(
 def state_from_bytes(raw: bytes) -> Profile | Tombstone:
     """Read a stored profile or tombstone (what their ``to_bytes`` wrote)."""
     return _STATE.validate_json(raw)
+
+
+def record_score(
+    profile: Profile, model: str, probability: float, model_version: str, at: datetime
+) -> Profile:
+    """Keep ``model``'s newest score (by event time ``at``) in the profile."""
+    previous = profile.scores.get(model)
+    if previous is not None and previous.scored_at > at:
+        return profile
+    stored = StoredScore(probability=probability, model_version=model_version, scored_at=at)
+    scores = dict(sorted({**profile.scores, model: stored}.items()))
+    return profile.model_copy(update={"scores": scores})
 
 
 def record_trigger(profile: Profile, trigger_type: str, at: datetime) -> Profile:
