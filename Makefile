@@ -11,6 +11,39 @@ STAMP := $(VENV)/.installed
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
 
+# Operations tools from Debian's packages, installed on first use: prometheus
+# (with promtool) for the rule checks and the Prometheus integration test,
+# docker-compose to validate docker-compose.yml (no Docker engine needed).
+PROMETHEUS ?= /usr/bin/prometheus
+PROMTOOL ?= /usr/bin/promtool
+DOCKER_COMPOSE ?= /usr/bin/docker-compose
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+# apt-get install without starting the package's service: policy-rc.d answers
+# 101 ("not allowed") while the package installs, and the systemd unit is
+# disabled, so no Prometheus ever listens on 9090 (the tests run their own on
+# a free loopback port).
+define apt_install
+	@echo "installing Debian package(s): $(1)"
+	$(SUDO) sh -ec 'policy=/usr/sbin/policy-rc.d; created=; \
+	  if [ ! -e $$policy ]; then printf "#!/bin/sh\nexit 101\n" > $$policy; chmod +x $$policy; created=1; fi; \
+	  trap "[ -z \"$$created\" ] || rm -f $$policy" EXIT; \
+	  apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(1); \
+	  if [ -d /run/systemd/system ]; then systemctl disable --now $(2) >/dev/null 2>&1 || true; fi'
+endef
+
+$(PROMETHEUS) $(PROMTOOL):
+	$(call apt_install,prometheus,prometheus.service)
+	@test -x $(PROMETHEUS) && test -x $(PROMTOOL)
+
+$(DOCKER_COMPOSE):
+	$(call apt_install,docker-compose,)
+	@test -x $(DOCKER_COMPOSE)
+
+.PHONY: tools
+tools: $(PROMETHEUS) $(PROMTOOL) $(DOCKER_COMPOSE) ## Install prometheus, promtool and docker-compose (Debian packages)
+
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -27,12 +60,13 @@ lint: $(STAMP) ## ruff and mypy
 	$(BIN)/mypy schemas online_models streams tests
 
 .PHONY: test
-test: lint ## The full suite: lint, types, unit, agents and integration tests on a real broker
+test: lint prometheus-check $(PROMETHEUS) $(DOCKER_COMPOSE) ## The full suite: lint, types, rules, unit, agents and integration tests on a real broker
 	$(BIN)/python -m pytest
 
 .PHONY: unit
-unit: $(STAMP) ## Fast tests only (no broker)
+unit: $(STAMP) $(DOCKER_COMPOSE) ## Fast tests only (no broker)
 	$(BIN)/python -m pytest -m "unit or agents"
+
 
 .PHONY: schemas
 schemas: $(STAMP) ## Regenerate the checked-in JSON Schemas in schemas/json/
@@ -57,3 +91,26 @@ constraints: ## Re-pin constraints.txt from a clean resolve of pyproject.toml
 	 echo "# Regenerate with \`make constraints\` after changing dependencies in pyproject.toml."; \
 	 .venv-pin/bin/pip freeze --exclude-editable | sort -f) > constraints.txt
 	rm -rf .venv-pin
+
+.PHONY: prometheus-check
+prometheus-check: $(PROMTOOL) ## promtool: check the scrape configs and rules, run the rule unit tests
+	$(PROMTOOL) check config deploy/prometheus/prometheus.yml deploy/prometheus/prometheus.compose.yml
+	$(PROMTOOL) check rules deploy/prometheus/rules/nudge.rules.yml
+	cd deploy/prometheus/rules && $(PROMTOOL) test rules nudge.rules.test.yml
+
+.PHONY: compose-check
+compose-check: $(DOCKER_COMPOSE) ## Validate docker-compose.yml (no Docker engine needed)
+	$(DOCKER_COMPOSE) -f docker-compose.yml config --quiet
+
+.PHONY: dashboards
+dashboards: $(STAMP) ## Regenerate the Grafana dashboards in deploy/grafana/dashboards/
+	$(BIN)/python deploy/grafana/generate.py
+
+MATPLOTLIB ?= matplotlib==3.11.2
+$(VENV)/.matplotlib: $(STAMP)
+	$(BIN)/pip install --quiet '$(MATPLOTLIB)'
+	touch $@
+
+.PHONY: dashboard-preview
+dashboard-preview: $(VENV)/.matplotlib $(PROMETHEUS) ## Run broker, worker, simulator and Prometheus; draw deploy/grafana/preview.png
+	$(BIN)/python deploy/grafana/preview.py --out deploy/grafana/preview.png

@@ -9,20 +9,30 @@ value and a fresh metrics registry.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import faust
 from prometheus_client import CollectorRegistry
 
+from online_models.labels import Pending
+from online_models.trainer import SnapshotPolicy
 from schemas import TopicKind
-from streams.codecs import ProfileStateCodec
-from streams.core.profile import Profile, Tombstone
+from streams.codecs import StoredCodec
+from streams.core.engine import Deadlines, Destination, EngineConfig
+from streams.core.policy import PolicyConfig
+from streams.core.profile import Profile, Tombstone, state_from_bytes
 from streams.core.profile_view import profile_document
 from streams.core.reducer import ProfileConfig
-from streams.ingest import Ingestor, utc_now
+from streams.core.triggers.base import TriggerConfig
+from streams.ingest import CustomerStore, Ingestor, Partitions, Sink, fire_due, utc_now
+from streams.logs import logging_config
 from streams.metrics import Metrics
+from streams.models import ModelRegistry, TrainerHost, model_configs
 from streams.settings import Settings
 from streams.topics import ensure_topics, topic_specs
 from streams.web import add_metrics_page, add_profile_api
@@ -44,20 +54,53 @@ class NudgeApp(faust.App):
         await super().on_first_start()
 
 
-class ProfileTable(faust.Table[str, Profile | Tombstone]):
-    """The profile table: raw utf-8 keys, values through :class:`ProfileStateCodec`.
+class CustomerTable(faust.Table[str, Any]):
+    """A per-customer table: raw utf-8 keys, values through a :class:`StoredCodec`.
 
     Faust derives a table's serializers from its key and value types and
     builds the changelog topic from them when the table is registered; they
     are set here, before registration, so the changelog is written and read
-    back with the same codec. Raw keys are the bytes producers key by, so
-    Faust's table routing hashes a customer to the partition of their events.
+    back with the same codec (set afterwards, the changelog kept JSON and
+    recovery failed with only a warning). Raw keys are the bytes producers
+    key by, so Faust's table routing hashes a customer to the partition of
+    their events. ``on_restore`` sees every restored record with its
+    partition, so the due index is rebuilt from the changelog.
     """
+
+    def __init__(
+        self,
+        app: faust.App,
+        *,
+        codec: StoredCodec,
+        on_restore: Callable[[int, str, Any], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(app, **kwargs)
+        self.key_serializer = "raw"
+        self.value_serializer = codec
+        self._codec = codec
+        self._on_restore = on_restore
+
+    def apply_changelog_batch(self, batch: Iterable[Any]) -> None:
+        """Restore as Faust does, then tell ``on_restore`` about each record."""
+        events = list(batch)
+        super().apply_changelog_batch(events)
+        if self._on_restore is None:
+            return
+        for event in events:
+            message = event.message
+            if message.key is not None and message.value is not None:
+                value = self._codec.loads(message.value)
+                self._on_restore(message.partition, message.key.decode(), value)
+
+
+class SnapshotTable(faust.GlobalTable):
+    """Model snapshots by model name, read in full by every worker."""
 
     def __init__(self, app: faust.App, **kwargs: Any) -> None:
         super().__init__(app, **kwargs)
         self.key_serializer = "raw"
-        self.value_serializer = ProfileStateCodec()
+        self.value_serializer = "raw"
 
 
 @dataclass(frozen=True)
@@ -68,6 +111,9 @@ class Nudge:
     settings: Settings
     metrics: Metrics
     profiles: Any  # faust Table[str, Profile | Tombstone]
+    store: CustomerStore
+    registry: ModelRegistry
+    trainer: TrainerHost
     ingestors: dict[TopicKind, Ingestor]
 
 
@@ -76,6 +122,31 @@ def profile_config(settings: Settings) -> ProfileConfig:
     return ProfileConfig(
         business_tz=ZoneInfo(settings.business_time_zone),
         dedupe_window=settings.dedupe_window,
+    )
+
+
+def engine_config(settings: Settings) -> EngineConfig:
+    """Build the engine's configuration (profile, rules, policy, models) from settings."""
+    models = model_configs(settings)
+    return EngineConfig(
+        profile=profile_config(settings),
+        triggers=TriggerConfig(
+            browse_wait=timedelta(minutes=settings.browse_wait_minutes),
+            cart_wait=timedelta(minutes=settings.cart_wait_minutes),
+            cart_min_value=Decimal(str(settings.cart_min_value)),
+            high_intent_threshold=settings.high_intent_threshold,
+            tier_vip_above=settings.tier_vip_above,
+            tier_discount_from=settings.tier_discount_from,
+        ),
+        policy=PolicyConfig(
+            cap_count=settings.cap_count,
+            cap_window=timedelta(hours=settings.cap_window_hours),
+            require_granted_consent=settings.require_granted_consent,
+            holdout_share=settings.holdout_share,
+        ),
+        purchase_model=models["purchase"],
+        engagement_model=models["engagement"],
+        salt=settings.experiment_salt,
     )
 
 
@@ -95,6 +166,7 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "broker_rebalance_timeout": settings.consumer_session_timeout_seconds,
         "broker_commit_interval": settings.commit_interval_seconds,
         "consumer_auto_offset_reset": settings.auto_offset_reset,
+        "logging_config": logging_config(settings.log_format),
         "producer_max_request_size": settings.deadletter_max_message_bytes + 64 * 1024,
         "consumer_max_fetch_size": settings.deadletter_max_message_bytes,
         "web_bind": settings.web_bind,
@@ -114,26 +186,59 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> Nudg
     app = NudgeApp(settings.app_id, **faust_options(settings))
     app.nudge_settings = settings
     metrics = Metrics.create(registry if registry is not None else CollectorRegistry())
-    config = profile_config(settings)
-    profiles: ProfileTable = app.tables.add(  # type: ignore[assignment]
-        ProfileTable(
+    config = engine_config(settings)
+    partitions = Partitions(lateness=timedelta(seconds=settings.allowed_lateness_seconds))
+
+    def restored(partition: int, customer: str, value: Any) -> None:
+        if isinstance(value, Deadlines):
+            partitions.due.add(partition, value.next_due(), customer)
+        elif isinstance(value, Pending):
+            partitions.due.add(partition, value.next_horizon_end, customer)
+
+    def customer_table(name: str, codec: StoredCodec) -> Any:
+        table = CustomerTable(
             app,
-            name="profiles",
+            name=name,
+            codec=codec,
+            on_restore=restored,
             beacon=app.tables.beacon,
             partitions=settings.topic_partitions,
             key_type=str,
         )
+        return app.tables.add(table)
+
+    profiles = customer_table("profiles", StoredCodec(state_from_bytes, (Profile, Tombstone)))
+    store = CustomerStore(
+        profiles=profiles,
+        deadlines=customer_table("deadlines", StoredCodec(Deadlines.from_bytes, Deadlines)),
+        pending=customer_table("labels", StoredCodec(Pending.from_bytes, Pending)),
     )
+    snapshots: Any = app.tables.add(
+        SnapshotTable(app, name="model-snapshots", beacon=app.tables.beacon, partitions=1)
+    )
+    models = ModelRegistry(model_configs(settings), snapshots)
+    trainer = TrainerHost(
+        configs=model_configs(settings),
+        snapshots=snapshots,
+        policy=SnapshotPolicy(settings.snapshot_every_examples, settings.snapshot_every_seconds),
+        metrics=metrics,
+    )
+
     # Sends are buffered; a commit flushes the producer before it commits the
     # offsets, so what a message produced is written before it counts as done.
-    deadletter = _raw_topic(app, settings.topic_deadletter, settings)
-    profile_changes = _raw_topic(app, settings.topic_profiles, settings)
-
-    async def send_dead_letter(key: bytes | None, value: bytes) -> None:
-        await deadletter.send(key=key, value=value)
-
-    async def send_profile_change(key: bytes | None, value: bytes) -> None:
-        await profile_changes.send(key=key, value=value)
+    deadletter = _raw_topic(app, settings.topic_deadletter, settings.topic_partitions)
+    outbound = settings.outbound_topics()
+    sinks = {
+        destination: _sink(
+            _raw_topic(
+                app,
+                outbound[destination.value],
+                1 if destination is Destination.training else settings.topic_partitions,
+            )
+        )
+        for destination in Destination
+    }
+    send_dead_letter = _sink(deadletter)
 
     ingestors: dict[TopicKind, Ingestor] = {}
     for kind_name, topic_name in settings.inbound_topics().items():
@@ -142,29 +247,66 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> Nudg
             kind=kind,
             limits=settings.decode_limits(),
             config=config,
-            profiles=profiles,
+            store=store,
+            partitions=partitions,
+            models=models.engine_models,
+            sinks=sinks,
             dead_letter=send_dead_letter,
-            profile_changes=send_profile_change,
             metrics=metrics,
         )
-        topic = _raw_topic(app, topic_name, settings)
+        topic = _raw_topic(app, topic_name, settings.topic_partitions)
         app.agent(topic, name=f"ingest-{kind_name}")(_ingest_agent(ingestors[kind]))
 
+    _add_clock(app, settings, ingestors[TopicKind.clickstream], partitions)
+    training = _raw_topic(app, settings.topic_training, 1)
+    app.agent(training, name="train", concurrency=1)(_train_agent(trainer))
+
+    metrics.watch_worker(app, profiles, settings.inbound_topics())
     add_metrics_page(app, metrics.registry)
     add_profile_api(
         app,
         profiles,
-        render=lambda state, as_of: profile_document(state, as_of, config),
+        render=lambda state, as_of: profile_document(state, as_of, config.profile),
         token=settings.api_token,
         clock=utc_now,
     )
-    return Nudge(app, settings, metrics, profiles, ingestors)
+    return Nudge(app, settings, metrics, profiles, store, models, trainer, ingestors)
 
 
-def _raw_topic(app: faust.App, name: str, settings: Settings) -> Any:
-    return app.topic(
-        name, key_serializer="raw", value_serializer="raw", partitions=settings.topic_partitions
-    )
+def _sink(topic: Any) -> Sink:
+    async def send(key: bytes | None, value: bytes) -> None:
+        await topic.send(key=key, value=value)
+
+    return send
+
+
+def _add_clock(app: faust.App, settings: Settings, ingestor: Ingestor, partitions: Any) -> None:
+    """Tick every owned partition with wall time so deadlines fire on quiet partitions."""
+    clock_topic = _raw_topic(app, settings.topic_clock, settings.topic_partitions)
+
+    async def on_tick(stream: Any) -> None:
+        async for event in stream.events():
+            partition = event.message.partition
+            mark = partitions.clock(partition).tick(utc_now())
+            partitions.clocks[partition] = mark
+            now = mark.now()
+            if now is not None:
+                await fire_due(ingestor, partition, now)
+
+    app.agent(clock_topic, name="clock")(on_tick)
+    if not settings.wall_clock:
+        return
+    inbound = settings.topic_clickstream
+
+    @app.timer(interval=settings.clock_tick_seconds)  # type: ignore[untyped-decorator]
+    async def tick() -> None:
+        for tp in app.consumer.assignment():
+            if tp.topic == inbound:
+                await clock_topic.send(value=b"", partition=tp.partition)
+
+
+def _raw_topic(app: faust.App, name: str, partitions: int) -> Any:
+    return app.topic(name, key_serializer="raw", value_serializer="raw", partitions=partitions)
 
 
 def _ingest_agent(ingestor: Ingestor) -> Any:
@@ -173,3 +315,11 @@ def _ingest_agent(ingestor: Ingestor) -> Any:
             await ingestor.handle(event.message)
 
     return ingest
+
+
+def _train_agent(trainer: TrainerHost) -> Any:
+    async def train(stream: Any) -> None:
+        async for value in stream:
+            trainer.learn(value)
+
+    return train

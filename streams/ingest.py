@@ -1,24 +1,29 @@
-"""The ingestion adapter: one inbound message in, profile, outputs and dead letters out.
+"""The ingestion adapter: one inbound message in; state, outputs and dead letters out.
 
-Everything an agent does with a message lives here so the agent itself is a
-loop of three lines. The handler never raises: a message that fails to
-decode, is keyed by someone else, or breaks the core goes to the dead-letter
-topic with the reason and its raw bytes, and the next message is handled.
+Everything an agent does with a message lives here, so the agent itself is a
+loop of three lines. For each message: decode it, move its partition's
+event clock, fire what that clock made due on the partition, apply the event
+through the engine, store what changed and send what the engine returned.
+The handler never raises for a bad message: one that fails to decode, is
+keyed by someone else, or breaks the core goes to the dead-letter topic with
+the reason and its raw bytes, and the next message is handled.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, MutableMapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+import orjson
+
+from online_models.labels import Pending
 from schemas import (
     DeadLetter,
     DecodeError,
     DecodeLimits,
-    InboundEvent,
     SourceMessage,
     TopicKind,
     dead_letter_for_key_mismatch,
@@ -27,8 +32,11 @@ from schemas import (
     decode,
     key_matches,
 )
-from streams.core import reducer
+from streams.core import engine
+from streams.core.clock import Watermark
+from streams.core.engine import Deadlines, Destination, EngineConfig, Models, Result
 from streams.core.profile import Profile, Tombstone
+from streams.due import DueIndex
 from streams.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -46,7 +54,7 @@ class InboundMessage(Protocol):
 
 
 class Sink(Protocol):
-    """A topic the adapter writes to (the dead-letter topic, ``profiles.outbound``)."""
+    """A topic the adapter writes to."""
 
     async def __call__(self, key: bytes | None, value: bytes) -> None:
         """Hand the message to the producer; it is flushed before the offset commits."""
@@ -58,52 +66,128 @@ def utc_now() -> datetime:
 
 
 @dataclass
+class CustomerStore:
+    """The three per-customer tables the engine reads and writes."""
+
+    profiles: MutableMapping[str, Profile | Tombstone]
+    deadlines: MutableMapping[str, Deadlines]
+    pending: MutableMapping[str, Pending]
+
+    def save(self, customer_id: str, before: Result, after: Result) -> None:
+        """Write what changed (a table writes its changelog only on assignment)."""
+        if after.profile is not None and after.profile is not before.profile:
+            self.profiles[customer_id] = after.profile
+        if after.deadlines != before.deadlines:
+            self.deadlines[customer_id] = after.deadlines
+        if after.pending is not None and after.pending != before.pending:
+            self.pending[customer_id] = after.pending
+
+    def load(self, customer_id: str) -> Result:
+        """Read the customer's state as the engine takes it."""
+        return Result(
+            self.profiles.get(customer_id),
+            self.deadlines.get(customer_id) or Deadlines(customer_id=customer_id),
+            self.pending.get(customer_id),
+        )
+
+
+@dataclass
+class Partitions:
+    """What the worker knows per partition: its event clock and what is due on it."""
+
+    lateness: timedelta
+    due: DueIndex = field(default_factory=DueIndex)
+    clocks: dict[int, Watermark] = field(default_factory=dict)
+
+    def clock(self, partition: int) -> Watermark:
+        """Return the partition's watermark (a fresh one if nothing was seen yet)."""
+        return self.clocks.get(partition) or Watermark(self.lateness)
+
+    def remember(self, partition: int, customer_id: str, result: Result) -> None:
+        """Index the customer's next deadline and next label horizon."""
+        self.due.add(partition, result.deadlines.next_due(), customer_id)
+        if result.pending is not None:
+            self.due.add(partition, result.pending.next_horizon_end, customer_id)
+
+
+@dataclass
 class Ingestor:
-    """Applies the messages of one inbound topic kind to the profile table."""
+    """Applies the messages of one inbound topic kind through the engine."""
 
     kind: TopicKind
     limits: DecodeLimits
-    config: reducer.ProfileConfig
-    profiles: MutableMapping[str, Profile | Tombstone]
+    config: EngineConfig
+    store: CustomerStore
+    partitions: Partitions
+    models: Callable[[], Models]
+    sinks: Mapping[Destination, Sink]
     dead_letter: Sink
-    profile_changes: Sink
     metrics: Metrics
     clock: Callable[[], datetime] = utc_now
 
     async def handle(self, message: InboundMessage) -> None:
         """Decode, validate and apply one message; dead-letter it on any failure."""
         with self.metrics.event_processing.labels(self.kind.value).time():
-            now = self.clock()
-            outcome = decode(self.kind, message.value, now=now, limits=self.limits)
+            wall = self.clock()
+            outcome = decode(self.kind, message.value, now=wall, limits=self.limits)
             if isinstance(outcome, DecodeError):
-                await self._reject(
-                    message, dead_letter_from_error(outcome, _source(message), now=now)
-                )
-                return
-            if not key_matches(outcome, message.key):
-                record = dead_letter_for_key_mismatch(outcome, _source(message), now=now)
+                record = dead_letter_from_error(outcome, _source(message), now=wall)
                 await self._reject(message, record)
                 return
+            if not key_matches(outcome, message.key):
+                record = dead_letter_for_key_mismatch(outcome, _source(message), now=wall)
+                await self._reject(message, record)
+                return
+            mark = self.partitions.clock(message.partition)
+            if mark.is_late(outcome.occurred_at):
+                self.metrics.late_events.labels(self.kind.value).inc()
+            mark = mark.observe(outcome.occurred_at)
+            self.partitions.clocks[message.partition] = mark
+            now = mark.now() or outcome.occurred_at
+            await fire_due(self, message.partition, now)
+            customer = outcome.customer_id
+            before = self.store.load(customer)
             try:
-                step = reducer.apply(self.profiles.get(outcome.customer_id), outcome, self.config)
+                after = engine.on_event(
+                    before.profile,
+                    before.deadlines,
+                    before.pending,
+                    outcome,
+                    now,
+                    self.models(),
+                    self.config,
+                )
             except Exception as exc:
                 log.exception("processing failed at %s[%d]@%d", *_where(message))
                 record = dead_letter_from_exception(
-                    exc, _source(message), now=now, event_type=outcome.type
+                    exc, _source(message), now=wall, event_type=outcome.type
                 )
                 await self._reject(message, record)
                 return
             self.metrics.events_consumed.labels(self.kind.value, outcome.type).inc()
-            await self._store(outcome, step)
+            if not after.applied:
+                reason = after.skipped or "unknown"
+                self.metrics.events_skipped.labels(self.kind.value, reason).inc()
+                return
+            await self.commit(message.partition, customer, before, after)
 
-    async def _store(self, event: InboundEvent, step: reducer.Step) -> None:
-        if not step.applied:
-            self.metrics.events_skipped.labels(self.kind.value, step.reason or "unknown").inc()
-            return
-        # Reassign, never mutate: a table writes its changelog only on set.
-        self.profiles[event.customer_id] = step.profile
-        for output in step.outputs:
-            await self.profile_changes(event.customer_id.encode(), output.to_bytes())
+    async def commit(self, partition: int, customer: str, before: Result, after: Result) -> None:
+        """Store a step's state, index what it made due, and send its messages."""
+        self.store.save(customer, before, after)
+        self.partitions.remember(partition, customer, after)
+        key = customer.encode()
+        for trigger_type, outcome in after.decisions:
+            self.metrics.trigger_decisions.labels(trigger_type, outcome).inc()
+        for message in after.messages:
+            await self.sinks[message.destination](key, message.value)
+            if message.destination is Destination.triggers:
+                self._observe_latency(message.value)
+
+    def _observe_latency(self, trigger: bytes) -> None:
+        fields = orjson.loads(trigger)
+        occurred = datetime.fromisoformat(fields["occurred_at"])
+        seconds = (self.clock() - occurred).total_seconds()
+        self.metrics.event_to_trigger.labels(fields["trigger_type"]).observe(max(seconds, 0.0))
 
     async def _reject(self, message: InboundMessage, record: DeadLetter) -> None:
         log.warning(
@@ -111,6 +195,31 @@ class Ingestor:
         )
         await self.dead_letter(message.key, record.to_bytes())
         self.metrics.events_deadlettered.labels(self.kind.value, record.reason).inc()
+
+
+async def fire_due(ingestor: Ingestor, partition: int, now: datetime) -> None:
+    """Fire every deadline and label horizon on ``partition`` that ``now`` has reached.
+
+    Called while handling a message of that partition (an event or a clock
+    tick), so the tables write their changelogs to the right partition.
+    """
+    for customer in ingestor.partitions.due.pop_due(partition, now):
+        state = ingestor.store.load(customer)
+        after = state
+        for deadline in state.deadlines.items:
+            if deadline.due_at > now:
+                break
+            after = engine.on_deadline(
+                after.profile, after.deadlines, after.pending, deadline, now, ingestor.config
+            )
+            await ingestor.commit(partition, customer, state, after)
+            state = after
+        pending, examples = engine.expire_labels(state.pending, now)
+        if examples:
+            after = Result(state.profile, state.deadlines, pending, examples)
+            await ingestor.commit(partition, customer, state, after)
+            state = after
+        ingestor.partitions.remember(partition, customer, state)
 
 
 def _where(message: InboundMessage) -> tuple[str, int, int]:

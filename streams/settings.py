@@ -64,6 +64,21 @@ class Settings(BaseSettings):
     topic_profiles: TopicName = "profiles.outbound"
     """Segment and score changes, for syncing the ESP's audiences."""
 
+    topic_triggers: TopicName = "triggers.outbound"
+    """Sendable triggers: what the ESP connector turns into emails."""
+
+    topic_holdout: TopicName = "triggers.holdout"
+    """Triggers of the control group: recorded, never sent."""
+
+    topic_decisions: TopicName = "triggers.decisions"
+    """Every decision (sent, suppressed and why, capped, holdout, deferred)."""
+
+    topic_training: TopicName = "nudge.training"
+    """Labelled examples; one partition, so one trainer sees each example once."""
+
+    topic_clock: TopicName = "nudge.clock"
+    """Wall-clock ticks per partition, so deadlines fire on quiet partitions."""
+
     topic_partitions: Annotated[int, Field(ge=1, le=10_000)] = 8
     """Partition count of every co-partitioned topic (inbound, tables, outbound)."""
 
@@ -93,6 +108,35 @@ class Settings(BaseSettings):
     dedupe_window: Annotated[int, Field(ge=1, le=4_096)] = 64
     """Distinct recent event ids kept per customer to drop redelivered events."""
 
+    wall_clock: bool = True
+    """Let wall time push deadlines on quiet partitions; false to replay history."""
+
+    clock_tick_seconds: Annotated[float, Field(gt=0, le=3_600)] = 5.0
+
+    browse_wait_minutes: Annotated[float, Field(gt=0, le=7 * 24 * 60)] = 60.0
+    cart_wait_minutes: Annotated[float, Field(gt=0, le=7 * 24 * 60)] = 60.0
+    cart_min_value: Annotated[float, Field(ge=0)] = 0.0
+    high_intent_threshold: Annotated[float, Field(ge=0, le=1)] = 0.8
+    tier_vip_above: Annotated[float, Field(ge=0, le=1)] = 0.8
+    tier_discount_from: Annotated[float, Field(ge=0, le=1)] = 0.4
+
+    cap_count: Annotated[int, Field(ge=1, le=100)] = 1
+    cap_window_hours: Annotated[float, Field(gt=0, le=24 * 30)] = 16.0
+    """At most cap_count triggers per customer per rolling window, all types together."""
+
+    require_granted_consent: bool = True
+    """Send only to customers whose email consent is granted (not merely unknown)."""
+
+    holdout_share: Annotated[float, Field(ge=0, le=0.5)] = 0.05
+    experiment_salt: Annotated[str, Field(min_length=1, max_length=100)] = "nudge-holdout-1"
+    """Hashed with the customer id into the control group; change it to redraw the group."""
+
+    min_positives: Annotated[int, Field(ge=0)] = 500
+    """Labelled positives a model learns before its scores replace the RFM prior."""
+
+    snapshot_every_examples: Annotated[int, Field(ge=1)] = 1_000
+    snapshot_every_seconds: Annotated[float, Field(gt=0)] = 60.0
+
     max_event_bytes: Annotated[int, Field(ge=1_024, le=4 * 1024 * 1024)] = 256 * 1024
     """Inbound messages larger than this are dead-lettered unparsed."""
 
@@ -108,6 +152,9 @@ class Settings(BaseSettings):
     commit_interval_seconds: Annotated[float, Field(gt=0, le=60)] = 2.8
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     """Where a new consumer group starts; earliest so no event is skipped."""
+
+    log_format: Literal["json", "console"] = "console"
+    """Worker logs: one JSON object per line (the image's default), or readable lines."""
 
     @field_validator("bootstrap_servers")
     @classmethod
@@ -141,7 +188,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _topics_are_distinct(self) -> Settings:
         names = self.inbound_topics()
-        every = [*names.values(), self.topic_deadletter, self.topic_profiles]
+        every = [*names.values(), *self.outbound_topics().values(), self.topic_deadletter]
         if len(set(every)) != len(every):
             raise ValueError(f"topic names must be distinct, got {every}")
         return self
@@ -162,6 +209,17 @@ class Settings(BaseSettings):
             "cart": self.topic_cart,
             "email": self.topic_email,
             "customers": self.topic_customers,
+        }
+
+    def outbound_topics(self) -> dict[str, str]:
+        """Map each topic Nudge writes (besides dead letters) to its name."""
+        return {
+            "profiles": self.topic_profiles,
+            "triggers": self.topic_triggers,
+            "holdout": self.topic_holdout,
+            "decisions": self.topic_decisions,
+            "training": self.topic_training,
+            "clock": self.topic_clock,
         }
 
     def decode_limits(self) -> DecodeLimits:

@@ -53,11 +53,11 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             deadletter,
         )
     )
-    specs.append(
-        TopicSpec(
-            settings.topic_profiles, settings.topic_partitions, settings.topic_replication_factor
-        )
-    )
+    replicas = settings.topic_replication_factor
+    for role, name in settings.outbound_topics().items():
+        # One training partition: one trainer sees every example, once.
+        partitions = 1 if role == "training" else settings.topic_partitions
+        specs.append(TopicSpec(name, partitions, replicas))
     return specs
 
 
@@ -93,8 +93,8 @@ def ensure_topics(bootstrap_servers: str, specs: Iterable[TopicSpec]) -> list[st
         ]
         if mismatched:
             raise TopicMismatchError(
-                "Nudge cannot start: every topic must have NUDGE_TOPIC_PARTITIONS partitions "
-                "(co-partitioned by customer_id): " + "; ".join(mismatched)
+                "Nudge cannot start: existing topics do not have the partitions Nudge needs "
+                "(NUDGE_TOPIC_PARTITIONS, co-partitioned by customer_id): " + "; ".join(mismatched)
             )
         missing = [spec for name, spec in wanted.items() if name not in existing]
         if missing:

@@ -124,8 +124,8 @@ class Result:
     messages: tuple[Outbound, ...] = ()
     applied: bool = True
     skipped: str | None = None
-    decisions: tuple[str, ...] = ()
-    """The outcome of each decision taken (for metrics)."""
+    decisions: tuple[tuple[str, str], ...] = ()
+    """(trigger type, outcome) of each decision taken, for metrics."""
 
 
 def on_event(
@@ -235,12 +235,12 @@ def _decide_all(
     config: EngineConfig,
     messages: list[Outbound],
 ) -> Result:
-    outcomes: list[str] = []
+    outcomes: list[tuple[str, str]] = []
     state: Profile | Tombstone = profile
     for candidate in rules.candidates:
         decision = decide(state, candidate, now, config.policy, config.salt)
         state = apply_decision(state, decision)
-        outcomes.append(decision.outcome.value)
+        outcomes.append((candidate.trigger_type.value, decision.outcome.value))
         messages.append(Outbound(Destination.decisions, decision.message().to_bytes()))
         if decision.trigger is not None and decision.destination is not None:
             where = Destination(

@@ -61,7 +61,7 @@ def test_a_product_view_scores_snapshots_and_sets_a_deadline_that_fires_a_trigge
 
     fired = on_deadline(profile, viewed.deadlines, viewed.pending, deadline, at("11:00"), CONFIG)
     assert fired.deadlines.items == ()
-    assert fired.decisions == ("sent",)
+    assert fired.decisions == (("browse_abandonment", "sent"),)
     (trigger,) = sent_to(fired, Destination.triggers)
     assert trigger["trigger_type"] == "browse_abandonment"
     assert trigger["tier"] == "discount"

@@ -73,7 +73,13 @@ def test_every_topic_is_co_partitioned_and_fits_dead_letters() -> None:
         "customers",
         "events.deadletter",
         "profiles.outbound",
+        "triggers.outbound",
+        "triggers.holdout",
+        "triggers.decisions",
+        "nudge.training",
+        "nudge.clock",
     }
+    assert specs.pop("nudge.training").partitions == 1
     assert {spec.partitions for spec in specs.values()} == {5}
     inbound_limit = int(specs["cart"].configs["max.message.bytes"])
     deadletter_limit = int(specs["events.deadletter"].configs["max.message.bytes"])

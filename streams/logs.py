@@ -1,0 +1,198 @@
+"""Log records as one JSON object per line, or as readable lines for development.
+
+``NUDGE_LOG_FORMAT=json`` (the container image's default) writes each record
+as one line of JSON on stdout: ``timestamp`` (UTC, ISO 8601), ``level``,
+``logger``, ``message``, then any fields given with ``extra=`` (for example
+``log.info("scored", extra={"customer_id": cid})``) and ``exception`` when
+there is one. ``NUDGE_LOG_FORMAT=console`` (the default elsewhere) writes the
+same content as ``time LEVEL logger: message key=value``.
+
+Logs carry customer ids, never personal data: every handler set up here runs
+:class:`RedactPersonalData`, which replaces anything shaped like an email
+address in messages, exceptions and extra fields, and drops extra fields
+named like personal data (``email``, ``phone``...).
+
+Faust's worker configures logging itself (``mode.Worker``); it takes the
+dictionary :func:`logging_config` returns as Faust's ``logging_config``
+setting and merges it with its own, so the level still comes from
+``nudge worker -l LEVEL``.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+import re
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import orjson
+
+LogFormat = Literal["json", "console"]
+
+EMAIL_ADDRESS = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+"
+)
+"""Anything shaped like an email address (local part, @, a dotted domain)."""
+
+REDACTED = "<redacted>"
+
+PERSONAL_FIELDS = frozenset(
+    {
+        "email",
+        "email_address",
+        "to",
+        "recipient",
+        "phone",
+        "phone_number",
+        "first_name",
+        "last_name",
+        "full_name",
+        "customer_name",
+        "address",
+        "street",
+        "postal_code",
+        "ip",
+        "ip_address",
+    }
+)
+"""Extra fields whose value is never logged, whatever it looks like."""
+
+# Attributes every LogRecord has; anything else on a record came from ``extra=``.
+_STANDARD_ATTRIBUTES = frozenset(
+    logging.LogRecord("", logging.INFO, "", 0, "", (), None).__dict__
+) | {"message", "asctime", "taskName", "color_message", "log_color"}
+
+
+def redact(text: str) -> str:
+    """Replace every email address in ``text``.
+
+    Apostrophes are allowed in a local part, but leading ones are kept when
+    more follows, so the quotes of a ``repr`` survive.
+
+    >>> redact("bounce for ada@example.com (cust-7), key 'o'hara@example.ie'")
+    "bounce for <redacted> (cust-7), key '<redacted>'"
+    """
+    return EMAIL_ADDRESS.sub(_redacted, text)
+
+
+def _redacted(match: re.Match[str]) -> str:
+    local = match.group().partition("@")[0]
+    quotes = local[: len(local) - len(local.lstrip("'"))]
+    return quotes + REDACTED if len(quotes) < len(local) else REDACTED
+
+
+def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """Return the fields a caller added to ``record`` with ``extra=``."""
+    return {k: v for k, v in record.__dict__.items() if k not in _STANDARD_ATTRIBUTES}
+
+
+class RedactPersonalData(logging.Filter):
+    """Remove personal data from a record before any formatter sees it.
+
+    The message is rendered once (arguments merged in) and redacted, so a
+    formatter cannot bring an address back from ``record.args``; the
+    exception text is rendered and redacted the same way.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Redact ``record`` in place; never drop it."""
+        record.msg = redact(record.getMessage())
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        for key, value in extra_fields(record).items():
+            if key.lower() in PERSONAL_FIELDS:
+                setattr(record, key, REDACTED)
+            elif isinstance(value, str):
+                setattr(record, key, redact(value))
+        return True
+
+
+def _timestamp(record: logging.LogRecord) -> str:
+    return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+
+
+def _exception(record: logging.LogRecord, formatter: logging.Formatter) -> str | None:
+    if record.exc_info and not record.exc_text:
+        record.exc_text = formatter.formatException(record.exc_info)
+    text = record.exc_text or ""
+    if record.stack_info:
+        text = f"{text}\n{formatter.formatStack(record.stack_info)}".lstrip("\n")
+    return text or None
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record, on one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Render ``record`` as a single line of JSON."""
+        document: dict[str, Any] = {
+            "timestamp": _timestamp(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in extra_fields(record).items():
+            document.setdefault(key, value)
+        exception = _exception(record, self)
+        if exception:
+            document["exception"] = exception
+        return orjson.dumps(document, default=repr).decode()
+
+
+class ConsoleFormatter(logging.Formatter):
+    """``time LEVEL logger: message key=value ...`` for a person at a terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Render ``record`` as one readable line (plus the traceback, if any)."""
+        fields = " ".join(f"{k}={v}" for k, v in extra_fields(record).items())
+        line = (
+            f"{_timestamp(record)} {record.levelname:<7} {record.name}: {record.getMessage()}"
+            + (f"  {fields}" if fields else "")
+        )
+        exception = _exception(record, self)
+        return f"{line}\n{exception}" if exception else line
+
+
+FORMATTERS: dict[str, type[logging.Formatter]] = {
+    "json": JsonFormatter,
+    "console": ConsoleFormatter,
+}
+
+
+def logging_config(log_format: LogFormat) -> dict[str, Any]:
+    """Build a ``logging.config.dictConfig`` dictionary: stdout, ``log_format``, redaction.
+
+    ``merge: True`` makes Faust's worker merge it with its own configuration
+    (its handler named ``default`` is replaced by this one; the root level
+    stays the worker's ``-l`` option).
+    """
+    return {
+        "version": 1,
+        "merge": True,
+        "disable_existing_loggers": False,
+        "formatters": {"nudge": {"()": f"{__name__}.{FORMATTERS[log_format].__name__}"}},
+        "filters": {"personal_data": {"()": f"{__name__}.RedactPersonalData"}},
+        "handlers": {
+            "default": {
+                "class": "logging.StreamHandler",
+                "formatter": "nudge",
+                "filters": ["personal_data"],
+                "stream": "ext://sys.stdout",
+            }
+        },
+    }
+
+
+def configure(log_format: LogFormat, level: int | str = logging.INFO) -> None:
+    """Set up the root logger for a process that is not a Faust worker."""
+    config = logging_config(log_format)
+    config.pop("merge")
+    config["root"] = {"level": level, "handlers": ["default"]}
+    logging.config.dictConfig(config)

@@ -1,0 +1,125 @@
+"""Models in the worker: score with the latest snapshot, and one trainer that learns.
+
+Every worker scores with the snapshots in a global table (each worker reads
+all of it), replacing its model when a new snapshot arrives. One trainer
+learns: the training topic has a single partition, so whichever worker owns
+it sees every labelled example once; it publishes a snapshot of every model
+(with its quality) every ``snapshot_every_examples`` examples or
+``snapshot_every_seconds`` seconds, and a restarted trainer resumes from the
+latest one instead of from zero.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass, field
+
+from online_models.labels import LabelledExample
+from online_models.propensity import (
+    ENGAGEMENT_MODEL,
+    PURCHASE_MODEL,
+    ModelConfig,
+    PropensityModel,
+    Score,
+)
+from online_models.trainer import SnapshotPolicy, Trainer
+from streams.core.engine import Models
+from streams.metrics import Metrics
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TRAINER_KEY = "trainer"
+"""Key of the whole trainer's snapshot in the snapshot table (models are keyed by name)."""
+
+
+def model_configs(settings: Settings) -> dict[str, ModelConfig]:
+    """Build the purchase and engagement models' configurations from settings."""
+    return {
+        model.name: dataclasses.replace(model, min_positives=settings.min_positives)
+        for model in (PURCHASE_MODEL, ENGAGEMENT_MODEL)
+    }
+
+
+class ModelRegistry:
+    """The models this worker scores with, refreshed from the snapshot table."""
+
+    def __init__(self, configs: Mapping[str, ModelConfig], snapshots: Mapping[str, bytes]) -> None:
+        self._models = {name: PropensityModel(config) for name, config in configs.items()}
+        self._snapshots = snapshots
+        self._loaded: dict[str, bytes] = {}
+
+    def score(self, name: str, x: Mapping[str, float]) -> Score:
+        """Score ``x`` with the newest snapshot of model ``name`` (the prior while cold)."""
+        blob = self._snapshots.get(name)
+        if blob is not None and blob is not self._loaded.get(name):
+            self._models[name] = PropensityModel.restore(blob)
+            self._loaded[name] = blob
+            log.info("scoring with %s version %d", name, self._models[name].version)
+        return self._models[name].prediction(x)
+
+    def engine_models(self) -> Models:
+        """Return the scorers the engine calls."""
+        return Models(
+            purchase=lambda x: self.score("purchase", x),
+            engagement=lambda x: self.score("engagement", x),
+        )
+
+    def model(self, name: str) -> PropensityModel:
+        """Return the model currently scoring as ``name``."""
+        return self._models[name]
+
+
+@dataclass
+class TrainerHost:
+    """Runs the trainer on the worker that owns the training partition."""
+
+    configs: Mapping[str, ModelConfig]
+    snapshots: MutableMapping[str, bytes]
+    policy: SnapshotPolicy
+    metrics: Metrics
+    _trainer: Trainer | None = None
+    _since: int = 0
+    _last_snapshot: float = field(default_factory=time.monotonic)
+
+    def learn(self, raw: bytes) -> None:
+        """Predict, then learn one labelled example; snapshot when due."""
+        trainer = self._trainer or self._resume()
+        example = LabelledExample.from_bytes(raw)
+        outcome = trainer.learn_one(example)
+        self._since += 1
+        labels = (example.model,)
+        self.metrics.model_examples_learned.labels(*labels).inc()
+        if outcome.drift:
+            self.metrics.model_drift.labels(*labels).inc()
+            log.warning("drift detected in model %s: %s", example.model, outcome.signal)
+        elapsed = time.monotonic() - self._last_snapshot
+        if Trainer.snapshot_due(self._since, elapsed, self.policy):
+            self.publish()
+
+    def publish(self) -> None:
+        """Write a snapshot of every model, and of the trainer, to the snapshot table."""
+        trainer = self._trainer or self._resume()
+        blob = trainer.snapshot()
+        for name, model_blob in Trainer.model_snapshots(blob).items():
+            self.snapshots[name] = model_blob
+        self.snapshots[TRAINER_KEY] = blob
+        for name, model in trainer.models.items():
+            quality = model.quality.as_dict()
+            self.metrics.model_auc.labels(name).set(quality["roc_auc"])
+            self.metrics.model_log_loss.labels(name).set(quality["log_loss"])
+            self.metrics.model_calibration_error.labels(name).set(quality["calibration_error"])
+            self.metrics.model_snapshot_timestamp.labels(name).set(time.time())
+        self._since = 0
+        self._last_snapshot = time.monotonic()
+
+    def _resume(self) -> Trainer:
+        blob = self.snapshots.get(TRAINER_KEY)
+        self._trainer = (
+            Trainer.restore(blob) if blob is not None else Trainer.create(self.configs.values())
+        )
+        log.info("trainer %s", "resumed from its snapshot" if blob else "started from zero")
+        return self._trainer
