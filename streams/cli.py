@@ -16,6 +16,7 @@ from faust.cli import Command, argument, option
 
 from streams import localkafka
 from streams import replay as replay_module
+from streams import report as lift_report
 from streams.app import build
 from streams.settings import load_settings
 from streams.simulator import publish
@@ -118,6 +119,27 @@ class replay(Command):
                 **self.kwargs,
             )
         )
+
+
+class report(Command):
+    """Print conversion rates per trigger type, treated against holdout, from workers' metrics."""
+
+    # Faust treats a direct Command subclass as abstract (unregistered) unless it says not.
+    abstract: ClassVar[bool] = False
+    options = [  # noqa: RUF012 - Faust's Command declares it a list attribute
+        option(
+            "--url",
+            "urls",
+            multiple=True,
+            help="A worker's /metrics URL (repeat for every worker) [default: this worker's].",
+        ),
+    ]
+
+    async def run(self, urls: tuple[str, ...], **_: Any) -> None:
+        """Read the metrics pages and print the table."""
+        settings = load_settings()
+        chosen = urls or (f"http://{settings.web_bind}:{settings.web_port}/metrics",)
+        self.say(lift_report.render(lift_report.tally(lift_report.fetch(chosen))))
 
 
 def main() -> None:

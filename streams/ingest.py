@@ -178,6 +178,9 @@ class Ingestor:
         key = customer.encode()
         for trigger_type, outcome in after.decisions:
             self.metrics.trigger_decisions.labels(trigger_type, outcome).inc()
+        for conversion in after.conversions:
+            labels = (conversion.trigger_type, conversion.arm.value)
+            self.metrics.attribution_conversions.labels(*labels).inc()
         for message in after.messages:
             await self.sinks[message.destination](key, message.value)
             if message.destination is Destination.triggers:

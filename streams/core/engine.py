@@ -12,9 +12,10 @@ is the in-memory reference this follows).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Final
 
@@ -23,7 +24,9 @@ from pydantic import Field
 from online_models.features import features
 from online_models.labels import ENGAGEMENT, PURCHASE, Pending, erased, maybe_snapshot, resolve
 from online_models.propensity import ENGAGEMENT_MODEL, PURCHASE_MODEL, ModelConfig
+from schemas.cart import OrderCompleted
 from schemas.codec import InboundEvent
+from streams.core.attribution import Conversion, conversions
 from streams.core.frozen import FrozenModel
 from streams.core.policy import PolicyConfig, apply_decision, decide, reoffer
 from streams.core.profile import Profile, Tombstone, record_score
@@ -70,6 +73,7 @@ class EngineConfig:
     engagement_model: ModelConfig = ENGAGEMENT_MODEL
     salt: str = "nudge"
     max_pending: int = 64
+    attribution_window: timedelta = timedelta(days=3)
 
 
 class Deadlines(FrozenModel):
@@ -126,6 +130,8 @@ class Result:
     skipped: str | None = None
     decisions: tuple[tuple[str, str], ...] = ()
     """(trigger type, outcome) of each decision taken, for metrics."""
+    conversions: tuple[Conversion, ...] = ()
+    """Triggers this event (an order) is credited to, for the lift metrics."""
 
 
 def on_event(
@@ -177,7 +183,12 @@ def on_event(
     messages += [Outbound(Destination.training, example.to_bytes()) for example in labelled]
 
     rules = evaluate_event(state, event, score, now, config.triggers)
-    return _decide_all(state, deadlines.update(rules), pending, rules, now, config, messages)
+    result = _decide_all(state, deadlines.update(rules), pending, rules, now, config, messages)
+    if isinstance(event, OrderCompleted) and isinstance(profile, Profile):
+        window, salt, share = config.attribution_window, config.salt, config.policy.holdout_share
+        credited = conversions(profile, event, window, salt, share)
+        result = dataclasses.replace(result, conversions=credited)
+    return result
 
 
 def on_deadline(

@@ -48,5 +48,5 @@ def test_the_api_is_not_exposed_without_a_token() -> None:
 def test_project_commands_are_registered() -> None:
     result = run("--help")
     assert result.returncode == 0
-    for command in ("worker", "kafka", "simulate", "replay"):
+    for command in ("worker", "kafka", "simulate", "replay", "report"):
         assert f"  {command} " in result.stdout, command

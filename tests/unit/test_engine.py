@@ -113,3 +113,33 @@ def test_deadlines_keep_one_per_rule_and_key_in_due_order() -> None:
     result = run(consent(), view("10:00"), view("10:20"))
     assert [d.due_at for d in result.deadlines.items] == [at("11:20")]
     assert result.deadlines.next_due() == at("11:20")
+
+
+def test_an_order_within_three_days_of_a_trigger_is_credited_to_it_once() -> None:
+    viewed = run(consent(), view("10:00", "sku-9"))
+    (deadline,) = viewed.deadlines.items
+    fired = on_deadline(
+        viewed.profile, viewed.deadlines, viewed.pending, deadline, at("11:00"), CONFIG
+    )
+    bought = on_event(
+        fired.profile,
+        fired.deadlines,
+        fired.pending,
+        order("09:00", day=2),
+        at("09:00", 2),
+        constant(0.5),
+        CONFIG,
+    )
+    assert [(c.trigger_type, c.arm.value) for c in bought.conversions] == [
+        ("browse_abandonment", "treatment")
+    ]
+    too_late = on_event(
+        fired.profile,
+        fired.deadlines,
+        fired.pending,
+        order("12:00", day=3),
+        at("12:00", 3),
+        constant(0.5),
+        CONFIG,
+    )
+    assert too_late.conversions == ()
