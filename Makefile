@@ -57,7 +57,7 @@ install: $(STAMP) ## Create .venv and install Nudge with its dev tools
 lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy schemas online_models streams tests
+	$(BIN)/mypy schemas online_models streams tests benchmarks
 
 .PHONY: test
 test: lint prometheus-check $(PROMETHEUS) $(DOCKER_COMPOSE) ## The full suite: lint, types, rules, unit, agents and integration tests on a real broker
@@ -67,6 +67,9 @@ test: lint prometheus-check $(PROMETHEUS) $(DOCKER_COMPOSE) ## The full suite: l
 unit: $(STAMP) $(DOCKER_COMPOSE) ## Fast tests only (no broker)
 	$(BIN)/python -m pytest -m "unit or agents"
 
+.PHONY: bench
+bench: $(STAMP) ## Performance benchmark on a broker it starts (~15 min; BENCH_ARGS=--quick: ~2 min)
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 .PHONY: schemas
 schemas: $(STAMP) ## Regenerate the checked-in JSON Schemas in schemas/json/

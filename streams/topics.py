@@ -29,6 +29,10 @@ class TopicSpec:
     configs: dict[str, str] = field(default_factory=dict)
 
 
+_TOPIC_ALREADY_EXISTS = 36
+"""Kafka's error code when a concurrent request created the topic first."""
+
+
 class TopicMismatchError(SystemExit):
     """An existing topic cannot serve Nudge as it is; the message says why."""
 
@@ -71,7 +75,11 @@ def _admin_client(bootstrap_servers: str) -> Any:
 
 
 def ensure_topics(bootstrap_servers: str, specs: Iterable[TopicSpec]) -> list[str]:
-    """Create the missing topics; return their names. Raise on a partition mismatch."""
+    """Create the missing topics; return their names. Raise on a partition mismatch.
+
+    Several workers starting together race to create the same topics; a
+    topic another worker created first is checked like any existing one.
+    """
     wanted = {spec.name: spec for spec in specs}
     try:
         admin = _admin_client(bootstrap_servers)
@@ -81,34 +89,55 @@ def ensure_topics(bootstrap_servers: str, specs: Iterable[TopicSpec]) -> list[st
             f"(NUDGE_BOOTSTRAP_SERVERS): {exc}"
         ) from None
     try:
-        existing = {
-            topic["name"]: len(topic["partitions"])
-            for topic in admin.describe_topics(list(wanted))
-            if topic.get("error_code", 0) == 0
-        }
-        mismatched = [
-            f"{name} has {existing[name]} partitions, Nudge needs {spec.partitions}"
-            for name, spec in wanted.items()
-            if name in existing and existing[name] != spec.partitions
-        ]
-        if mismatched:
-            raise TopicMismatchError(
-                "Nudge cannot start: existing topics do not have the partitions Nudge needs "
-                "(NUDGE_TOPIC_PARTITIONS, co-partitioned by customer_id): " + "; ".join(mismatched)
-            )
-        missing = [spec for name, spec in wanted.items() if name not in existing]
-        if missing:
-            admin.create_topics(
-                {
-                    spec.name: {
-                        "num_partitions": spec.partitions,
-                        "replication_factor": spec.replication_factor,
-                        "configs": spec.configs,
-                    }
-                    for spec in missing
-                },
-                wait_for_metadata=True,
-            )
-        return [spec.name for spec in missing]
+        created: list[str] = []
+        for _ in range(2):  # the second pass checks what other workers created
+            missing = _missing(admin, wanted)
+            if not missing:
+                break
+            created += _create(admin, missing)
+        return created
     finally:
         admin.close()
+
+
+def _missing(admin: Any, wanted: dict[str, TopicSpec]) -> list[TopicSpec]:
+    existing = {
+        topic["name"]: len(topic["partitions"])
+        for topic in admin.describe_topics(list(wanted))
+        if topic.get("error_code", 0) == 0
+    }
+    mismatched = [
+        f"{name} has {existing[name]} partitions, Nudge needs {spec.partitions}"
+        for name, spec in wanted.items()
+        if name in existing and existing[name] != spec.partitions
+    ]
+    if mismatched:
+        raise TopicMismatchError(
+            "Nudge cannot start: existing topics do not have the partitions Nudge needs "
+            "(NUDGE_TOPIC_PARTITIONS, co-partitioned by customer_id): " + "; ".join(mismatched)
+        )
+    return [spec for name, spec in wanted.items() if name not in existing]
+
+
+def _create(admin: Any, missing: list[TopicSpec]) -> list[str]:
+    """Create ``missing``; return the names this call created (not those it lost a race for)."""
+    answer = admin.create_topics(
+        {
+            spec.name: {
+                "num_partitions": spec.partitions,
+                "replication_factor": spec.replication_factor,
+                "configs": spec.configs,
+            }
+            for spec in missing
+        },
+        raise_errors=False,
+        wait_for_metadata=True,
+    )
+    created = []
+    for topic in answer["topics"]:
+        code = topic.get("error_code", 0)
+        if code == 0:
+            created.append(topic["name"])
+        elif code != _TOPIC_ALREADY_EXISTS:
+            raise KafkaError(f"creating {topic['name']}: {topic.get('error_message') or code}")
+    return created

@@ -1,0 +1,1 @@
+"""Nudge's performance benchmark: ``python -m benchmarks.run`` (or ``make bench``)."""
