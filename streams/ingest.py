@@ -144,6 +144,8 @@ class Ingestor:
             mark = mark.observe(outcome.occurred_at)
             self.partitions.clocks[message.partition] = mark
             now = mark.now() or outcome.occurred_at
+            delay = (wall - now).total_seconds()
+            self.metrics.watermark_delay.labels(str(message.partition)).set(delay)
             await fire_due(self, message.partition, now)
             customer = outcome.customer_id
             before = self.store.load(customer)
