@@ -154,8 +154,10 @@ def on_event(
     state = step.profile
     if isinstance(state, Tombstone):
         # Erasure drops everything kept for the customer, not only the profile.
+        # An event about someone already erased is skipped: say why ("erased").
         empty = Deadlines(customer_id=event.customer_id)
-        return Result(state, empty, erased(event.customer_id), tuple(messages), step.applied)
+        pending = erased(event.customer_id)
+        return Result(state, empty, pending, tuple(messages), step.applied, step.reason)
     if not step.applied:
         return Result(state, deadlines, pending, (), applied=False, skipped=step.reason)
 

@@ -1,0 +1,436 @@
+"""Triggers on event time through the real broker and a real worker: replays and restarts.
+
+With ``NUDGE_WALL_CLOCK=false`` only event time moves a partition's clock, so
+what a worker decides is a function of the order in which it applies each
+partition's events. That order is the one thing a replay has to pin down:
+Faust consumes the four inbound topics side by side, round-robin by message,
+not merged by event time. Published all at once (as ``nudge replay`` does),
+a topic with few events per partition (cart) is read to its end while the
+clickstream is still in its first hour, the partition's watermark jumps a
+day ahead and most views arrive "late" and set no deadline: this file then
+gave 11 triggers instead of 77, and two such replays differed by a
+decision. A larger lateness does not help (1 h: 16 triggers, 6 h: 12; as
+long as the file, nothing fires before its end).
+
+:class:`InOrder` publishes a file so that the worker applies every
+partition's events in file (event-time) order, whatever Faust's
+interleaving: it sends the file in runs in which each partition's events
+come from a single topic, and waits until the worker has applied a run
+before it sends the next. Lateness then only has to cover what it covers
+live (stragglers), not the replay's skew, so the default 300 s is kept. A
+generous lateness instead would only make the watermark lag (deadlines
+decided after later events of the customer), not fix the order of the
+profile's own updates.
+
+Two more things have to hold still for a byte-for-byte replay: the model
+(a snapshot lands at a moment that depends on wall time, so the tests keep
+the cold-start prior with ``NUDGE_MIN_POSITIVES`` out of reach), and
+every stamp in a decision (``decided_at`` is the partition's watermark,
+event time, never the wall clock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.partitioner.default import murmur2
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+from pydantic_settings import BaseSettings
+
+from schemas import TopicKind
+from streams.app import engine_config
+from streams.core.engine import Destination
+from streams.ingest import CustomerStore, Ingestor, Partitions
+from streams.metrics import Metrics
+from streams.models import ModelRegistry, model_configs
+from streams.replay import Invalid, parse_file, replay
+from streams.settings import Settings
+from streams.simulator import SimulationConfig
+from streams.simulator.publish import JsonLinesSink, publish
+from streams.simulator.shop import generate
+from tests.support.kafka_io import Record, latest_by_key, read_all, wait_for
+from tests.support.worker import WorkerEnv, running_worker, scrape
+
+pytestmark = pytest.mark.integration
+
+EVENT_TIME = {
+    "NUDGE_WALL_CLOCK": "false",  # a replay of history: only event time fires deadlines
+    "NUDGE_ALLOWED_LATENESS_SECONDS": "300",  # the default: InOrder removes the replay's skew
+    "NUDGE_MIN_POSITIVES": "1000000000",  # score with the prior throughout (see above)
+}
+OUTPUTS = ("triggers", "holdout", "decisions")
+
+# A small seeded shop: 300 customers over two days (about 2,500 events),
+# most of them consenting, a few unsubscribes, bounces and erasures.
+SHOP = SimulationConfig(
+    seed=11,
+    customers=300,
+    start=datetime(2026, 10, 5, tzinfo=UTC),
+    duration=timedelta(days=2),
+)
+REPLAY = EVENT_TIME | {"NUDGE_HOLDOUT_SHARE": "0.1", "NUDGE_HIGH_INTENT_THRESHOLD": "0.2"}
+RESTART = EVENT_TIME | {"NUDGE_HOLDOUT_SHARE": "0"}
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (and Faust's table routing) gives ``key``."""
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def applied(port: int) -> int:
+    """Inbound messages the worker has finished with (applied, skipped or dead-lettered)."""
+    done: float = 0.0
+    for family in text_string_to_metric_families(scrape(port)):
+        if family.name in ("nudge_events_consumed", "nudge_events_deadlettered"):
+            done += sum(float(s.value) for s in family.samples if s.name.endswith("_total"))
+    return int(done)
+
+
+def wait_consuming(log: Path, timeout: float = 90.0) -> None:
+    """Wait until the worker has its partitions and consumes from its committed offsets.
+
+    Faust (0.15.3) resumes a newly assigned partition before it seeks it to
+    the committed offset, so a message already waiting then can be handled
+    twice. Harmless for the state (events are deduplicated), but it would
+    throw :class:`InOrder`'s count off; sending only after "Worker ready"
+    avoids it.
+    """
+    wait_for(
+        lambda: "Worker ready" in log.read_text(errors="replace"),
+        timeout=timeout,
+        what="the worker's partitions to be assigned and recovered",
+    )
+
+
+class InOrder:
+    """An event sink that makes the worker apply each partition's events in the order sent.
+
+    Events are sent in runs; a run never holds events of two topics for one
+    partition, so within a run Faust's interleaving of the topics cannot
+    reorder a partition. Before an event that would break that rule, the run
+    is flushed and the sink waits until the worker's count of handled
+    messages (``/metrics``) says every event sent so far is applied. It
+    speaks :class:`streams.sending.EventSink`, so ``nudge replay``'s own
+    :func:`streams.replay.replay` can drive it. The worker (logging to
+    ``log``) must have handled nothing before: the count is this sink's.
+    """
+
+    def __init__(self, env: WorkerEnv, log: Path, *, timeout: float = 60.0) -> None:
+        self.env, self.timeout = env, timeout
+        self.sent, self.runs = 0, 0
+        self._run: dict[int, str] = {}
+        wait_consuming(log)
+        self._producer = KafkaProducer(bootstrap_servers=env.bootstrap, linger_ms=1, acks="all")
+
+    def send(self, kind: TopicKind, key: bytes, value: bytes) -> None:
+        topic = self.env.topic(kind.value)
+        partition = partition_of(key, self.env.partitions)
+        if self._run.get(partition, topic) != topic:
+            self.settle()
+        self._run[partition] = topic
+        self._producer.send(topic, key=key, value=value, partition=partition)
+        self.sent += 1
+
+    def settle(self) -> None:
+        """Deliver the run and wait until the worker has applied all of it."""
+        self._producer.flush(timeout=30)
+        deadline = time.monotonic() + self.timeout
+        while (done := applied(self.env.web_port)) < self.sent:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the worker applied {done} of {self.sent} events")
+            time.sleep(0.005)
+        # More than sent: something was handled twice, and the count no longer
+        # tells which events are applied, so the order is not guaranteed.
+        assert done == self.sent, f"the worker handled {done} messages, {self.sent} were sent"
+        self._run.clear()
+        self.runs += 1
+
+    def close(self) -> None:
+        try:
+            self.settle()
+        finally:
+            self._producer.close(timeout=10)
+
+
+def send_in_order(
+    env: WorkerEnv, log: Path, events: Iterable[tuple[TopicKind, bytes, bytes]]
+) -> int:
+    """Publish (kind, key, value) events through :class:`InOrder`; return the runs it took."""
+    sink = InOrder(env, log)
+    try:
+        for kind, key, value in events:
+            sink.send(kind, key, value)
+    finally:
+        sink.close()
+    return sink.runs
+
+
+def caught_up(admin: Any, env: WorkerEnv) -> bool:
+    """Whether the worker committed every inbound message (so flushed all it produced).
+
+    Faust commits an offset only after the producer has flushed what the
+    message produced, so a caught-up group has written all its outputs.
+    """
+    committed = admin.list_group_offsets({env.app_id: None}).get(env.app_id, {})
+    inbound = [env.topic(kind.value) for kind in TopicKind]
+    consumer = KafkaConsumer(bootstrap_servers=env.bootstrap)
+    try:
+        tps = [TopicPartition(t, p) for t in inbound for p in range(env.partitions)]
+        ends = consumer.end_offsets(tps)
+    finally:
+        consumer.close()
+    return all(
+        end == 0 or (tp in committed and committed[tp].offset >= end) for tp, end in ends.items()
+    )
+
+
+def wait_caught_up(admin: Any, env: WorkerEnv, timeout: float = 60.0) -> None:
+    wait_for(lambda: caught_up(admin, env), timeout=timeout, what="the group to commit everything")
+
+
+def output_records(env: WorkerEnv) -> dict[str, list[Record]]:
+    return {name: read_all(env.bootstrap, env.topic(name)) for name in OUTPUTS}
+
+
+def multiset(records: Iterable[Record]) -> Counter[tuple[bytes | None, bytes | None]]:
+    """The (key, value) pairs of a topic, counted: order across partitions is not fixed."""
+    return Counter((r.key, r.value) for r in records)
+
+
+def loads(value: bytes | None) -> Any:
+    return orjson.loads(value or b"null")
+
+
+def values(records: Iterable[Record]) -> list[dict[str, Any]]:
+    return [loads(r.value) for r in records]
+
+
+# --- the in-process reference -------------------------------------------------
+
+
+@dataclass
+class _Message:
+    topic: str
+    partition: int
+    offset: int
+    timestamp: float
+    key: bytes | None
+    value: bytes | None
+
+
+class _Given(Settings):
+    """Settings from the arguments only: the worker sees no other ``NUDGE_*`` variable."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: Any, *_others: Any, **_: Any
+    ) -> tuple[Any, ...]:
+        return (init_settings,)
+
+
+def settings_for(env: WorkerEnv, extra: Mapping[str, str]) -> Settings:
+    """The worker's settings, built in this process from its variables only."""
+    variables = env.variables() | dict(extra)
+    fields = {name.removeprefix("NUDGE_").lower(): value for name, value in variables.items()}
+    return _Given.model_validate(fields)
+
+
+def reference(
+    events: Iterable[tuple[TopicKind, bytes, bytes]], settings: Settings
+) -> dict[str, Counter[tuple[bytes | None, bytes | None]]]:
+    """What the shell decides applying the events in order, partition by partition, in memory.
+
+    The worker's own adapter (:class:`streams.ingest.Ingestor`) over dicts
+    and lists instead of tables and topics; what a worker that applies each
+    partition in file order must publish.
+    """
+    sent: dict[str, Counter[tuple[bytes | None, bytes | None]]] = {n: Counter() for n in OUTPUTS}
+
+    def sink(name: str) -> Any:
+        async def collect(key: bytes | None, value: bytes) -> None:
+            if name in sent:
+                sent[name][(key, value)] += 1
+
+        return collect
+
+    store = CustomerStore(profiles={}, deadlines={}, pending={})
+    partitions = Partitions(lateness=timedelta(seconds=settings.allowed_lateness_seconds))
+    models = ModelRegistry(model_configs(settings), {})
+    metrics = Metrics.create(CollectorRegistry())
+    ingestors = {
+        kind: Ingestor(
+            kind=kind,
+            limits=settings.decode_limits(),
+            config=engine_config(settings),
+            store=store,
+            partitions=partitions,
+            models=models.engine_models,
+            sinks={d: sink(d.value) for d in Destination},
+            dead_letter=sink("deadletter"),
+            metrics=metrics,
+        )
+        for kind in TopicKind
+    }
+
+    async def apply_all() -> None:
+        for offset, (kind, key, value) in enumerate(events):
+            where = partition_of(key, settings.topic_partitions)
+            message = _Message(kind.value, where, offset, time.time(), key, value)
+            await ingestors[kind].handle(message)
+
+    asyncio.run(apply_all())
+    return sent
+
+
+# --- the tests ------------------------------------------------------------------
+
+
+def invalid(item: Invalid) -> None:
+    raise AssertionError(f"the simulator wrote an invalid line: {item}")
+
+
+class Collect:
+    """An event sink that keeps what it is sent, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[TopicKind, bytes, bytes]] = []
+
+    def send(self, kind: TopicKind, key: bytes, value: bytes) -> None:
+        self.events.append((kind, key, value))
+
+    def close(self) -> None:
+        return None
+
+
+def replay_through_a_worker(
+    kafka_bootstrap: str, admin: Any, path: Path, log: Path
+) -> tuple[dict[str, list[Record]], int]:
+    """Replay the file through a fresh worker (fresh topics and app id); read its outputs.
+
+    :func:`streams.replay.replay`, as ``nudge replay`` runs it, with
+    :class:`InOrder` in place of the Kafka sink that sends everything at once.
+    """
+    env = WorkerEnv.fresh(kafka_bootstrap, partitions=4)
+    limits = settings_for(env, REPLAY).decode_limits()
+    with running_worker(env, log, extra=REPLAY):
+        sink = InOrder(env, log)
+        tally = replay(parse_file(path, limits), sink, report=invalid)
+        wait_caught_up(admin, env)
+    assert tally.invalid == 0
+    return output_records(env), sink.runs
+
+
+def test_the_same_file_replayed_twice_gives_the_same_triggers_and_decisions(
+    kafka_bootstrap: str, kafka_admin: Any, tmp_path: Path
+) -> None:
+    path = tmp_path / "events.jsonl"
+    publish(generate(SHOP), JsonLinesSink(path))  # what `nudge simulate --out` writes
+
+    first, runs = replay_through_a_worker(kafka_bootstrap, kafka_admin, path, tmp_path / "1.log")
+    second, _ = replay_through_a_worker(kafka_bootstrap, kafka_admin, path, tmp_path / "2.log")
+
+    # Each partition's messages come in a fixed order but the partitions
+    # interleave differently each run, so each topic is compared as a
+    # multiset of (key, value) messages: the same bytes, as often.
+    for name in OUTPUTS:
+        assert multiset(first[name]) == multiset(second[name]), name
+
+    # And they are what the engine decides applying the file in order.
+    settings = settings_for(WorkerEnv.fresh(kafka_bootstrap, partitions=4), REPLAY)
+    read = Collect()
+    replay(parse_file(path, settings.decode_limits()), read, report=invalid)
+    assert len(read.events) > 2_000
+    expected = reference(read.events, settings)
+    for name in OUTPUTS:
+        assert multiset(first[name]) == expected[name], name
+
+    # Not vacuous: every outcome and trigger type the shop gives is in there.
+    decisions = values(first["decisions"])
+    outcomes = Counter(d["outcome"] for d in decisions)
+    assert {"sent", "holdout", "suppressed", "capped"} <= set(outcomes), outcomes
+    types = Counter(t["trigger_type"] for t in values(first["triggers"]))
+    assert set(types) == {"browse_abandonment", "cart_abandonment", "high_intent"}, types
+    assert runs > 10  # the file really needed ordering
+
+
+def test_pending_deadlines_survive_a_sigkill_and_an_erasure_drops_them(
+    kafka_bootstrap: str, kafka_admin: Any, tmp_path: Path
+) -> None:
+    env = WorkerEnv.fresh(kafka_bootstrap, partitions=4)
+    t0 = datetime(2026, 10, 20, 9, 0, tzinfo=UTC)
+    keep = [f"keep-{n}" for n in range(12)]
+    erased_before = [f"gone-early-{n}" for n in range(4)]  # erased before the kill
+    erased_after = [f"gone-late-{n}" for n in range(4)]  # erased after the restart
+
+    def event(kind: TopicKind, type_: str, customer: str, at: datetime, **fields: Any) -> Any:
+        body = {
+            "event_id": str(uuid.uuid4()),
+            "customer_id": customer,
+            "type": type_,
+            "occurred_at": at.isoformat(),
+            **fields,
+        }
+        return kind, customer.encode(), orjson.dumps(body)
+
+    def view(customer: str, at: datetime) -> Any:
+        product = {"product_id": "sku-1", "price": "25.00", "currency": "EUR", "category": "hats"}
+        return event(TopicKind.clickstream, "product_view", customer, at, **product)
+
+    def erase(customer: str, at: datetime) -> Any:
+        return event(TopicKind.customers, "customer_erased", customer, at)
+
+    everyone = keep + erased_before + erased_after
+    opening = [
+        event(TopicKind.customers, "consent_changed", c, t0, channel="email", granted=True)
+        for c in everyone
+    ]
+    opening += [view(c, t0 + timedelta(minutes=1)) for c in everyone]  # due at 10:01
+    opening += [erase(c, t0 + timedelta(minutes=5)) for c in erased_before]
+
+    first_log, second_log = tmp_path / "worker-1.log", tmp_path / "worker-2.log"
+    with running_worker(env, first_log, extra=RESTART) as worker:
+        send_in_order(env, first_log, opening)
+        # Every event is committed, so its changes are in the changelogs: the
+        # restarted worker gets the deadlines from there, not by reprocessing.
+        wait_caught_up(kafka_admin, env)
+        worker.kill()  # SIGKILL: no clean shutdown
+        worker.wait()
+    assert not read_all(kafka_bootstrap, env.topic("decisions"))  # nothing was due yet
+    stored = latest_by_key(read_all(kafka_bootstrap, env.changelog("deadlines")))
+    pending = {key.decode() for key, value in stored.items() if key and loads(value)["items"]}
+    assert pending == set(keep + erased_after)  # the erasure emptied the others'
+
+    # One event per partition, hours later, moves every partition's clock past 10:01.
+    ticks: dict[int, str] = {}
+    for n in range(1_000):
+        ticks.setdefault(partition_of(f"tick-{n}".encode(), env.partitions), f"tick-{n}")
+    later = t0 + timedelta(hours=3)
+    closing = [erase(c, t0 + timedelta(minutes=20)) for c in erased_after]
+    closing += [
+        event(TopicKind.clickstream, "page_view", c, later, url="https://shop.example/")
+        for c in ticks.values()
+    ]
+    with running_worker(env, second_log, extra=RESTART):
+        send_in_order(env, second_log, closing)
+        wait_caught_up(kafka_admin, env)
+        # Nothing of the first run was applied again: the deadlines were restored.
+        assert applied(env.web_port) == len(closing)
+
+    triggers = values(read_all(kafka_bootstrap, env.topic("triggers")))
+    decisions = values(read_all(kafka_bootstrap, env.topic("decisions")))
+    assert sorted(t["customer_id"] for t in triggers) == sorted(keep)  # each fired once
+    assert {t["trigger_type"] for t in triggers} == {"browse_abandonment"}
+    assert sorted(d["customer_id"] for d in decisions) == sorted(keep)
+    assert {d["outcome"] for d in decisions} == {"sent"}
