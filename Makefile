@@ -71,6 +71,11 @@ unit: $(STAMP) $(DOCKER_COMPOSE) ## Fast tests only (no broker)
 bench: $(STAMP) ## Performance benchmark on a broker it starts (~15 min; BENCH_ARGS=--quick: ~2 min)
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
+.PHONY: bench-models
+bench-models: $(STAMP) ## Online vs batch model evaluation (~5 min) and model micro-benchmarks
+	$(BIN)/python -m benchmarks.models_offline
+	$(BIN)/python -m benchmarks.models_micro
+
 .PHONY: schemas
 schemas: $(STAMP) ## Regenerate the checked-in JSON Schemas in schemas/json/
 	$(BIN)/python -m schemas.export schemas/json

@@ -214,7 +214,14 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> Nudg
         pending=customer_table("labels", StoredCodec(Pending.from_bytes, Pending)),
     )
     snapshots: Any = app.tables.add(
-        SnapshotTable(app, name="model-snapshots", beacon=app.tables.beacon, partitions=1)
+        SnapshotTable(
+            app,
+            name="model-snapshots",
+            beacon=app.tables.beacon,
+            partitions=1,
+            key_type=str,  # restored keys come back as str, as they were written
+            value_type=bytes,
+        )
     )
     models = ModelRegistry(model_configs(settings), snapshots)
     trainer = TrainerHost(
