@@ -2,68 +2,17 @@
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
-import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
 
 from tests.support.kafka_io import latest_by_key, publish, read_all, wait_for
+from tests.support.learning import SETTINGS, T0, order, profile, view
 from tests.support.worker import WorkerEnv, running_worker
 
 pytestmark = pytest.mark.integration
-
-T0 = datetime(2026, 10, 1, 9, 0, tzinfo=UTC)
-SETTINGS = {
-    "NUDGE_WALL_CLOCK": "false",  # event time only: this is a replay of October
-    "NUDGE_MIN_POSITIVES": "5",
-    "NUDGE_SNAPSHOT_EVERY_EXAMPLES": "20",
-    "NUDGE_HOLDOUT_SHARE": "0",
-}
-
-
-def event(kind: str, customer: str, at: datetime, **fields: Any) -> tuple[bytes, bytes]:
-    body = {
-        "event_id": str(uuid.uuid4()),
-        "customer_id": customer,
-        "type": kind,
-        "occurred_at": at.isoformat(),
-        "session_id": f"s-{customer}-{at:%d%H}",
-        **fields,
-    }
-    return customer.encode(), orjson.dumps(body)
-
-
-def view(customer: str, at: datetime) -> tuple[bytes, bytes]:
-    return event("product_view", customer, at, product_id="sku-1", price="30.00", currency="EUR")
-
-
-def order(customer: str, at: datetime) -> tuple[bytes, bytes]:
-    line = {"product_id": "sku-1", "quantity": 1, "unit_price": "30.00"}
-    return event(
-        "order_completed",
-        customer,
-        at,
-        order_id=f"o-{customer}",
-        lines=[line],
-        total="30.00",
-        currency="EUR",
-    )
-
-
-def profile(port: int, customer: str) -> dict[str, Any]:
-    url = f"http://127.0.0.1:{port}/customers/{customer}"
-    try:
-        with urllib.request.urlopen(url) as response:
-            return dict(orjson.loads(response.read()))
-    except urllib.error.HTTPError as error:
-        if error.code in (404, 503):  # not applied yet, or partitions moving
-            return {"profile": {"purchases": {"order_ids": []}, "scores": {}}}
-        raise
 
 
 def test_outcomes_label_snapshots_one_trainer_learns_and_workers_score_with_it(
