@@ -51,6 +51,11 @@ class ModelRegistry:
         self._models = {name: PropensityModel(config) for name, config in configs.items()}
         self._snapshots = snapshots
         self._loaded: dict[str, bytes] = {}
+        # Built once: the ingestor asks for it on every event.
+        self._scorers = Models(
+            purchase=lambda x: self.score("purchase", x),
+            engagement=lambda x: self.score("engagement", x),
+        )
 
     def score(self, name: str, x: Mapping[str, float]) -> Score:
         """Score ``x`` with the newest snapshot of model ``name`` (the prior while cold)."""
@@ -62,11 +67,8 @@ class ModelRegistry:
         return self._models[name].prediction(x)
 
     def engine_models(self) -> Models:
-        """Return the scorers the engine calls."""
-        return Models(
-            purchase=lambda x: self.score("purchase", x),
-            engagement=lambda x: self.score("engagement", x),
-        )
+        """Return the scorers the engine calls (they always use the newest snapshot)."""
+        return self._scorers
 
     def model(self, name: str) -> PropensityModel:
         """Return the model currently scoring as ``name``."""
