@@ -23,6 +23,7 @@ from online_models.labels import Pending
 from online_models.trainer import SnapshotPolicy
 from schemas import TopicKind
 from streams.codecs import StoredCodec
+from streams.commits import CommittingTransport, StateWriter
 from streams.core.engine import Deadlines, Destination, EngineConfig
 from streams.core.policy import PolicyConfig
 from streams.core.profile import Profile, Tombstone, state_from_bytes
@@ -39,9 +40,18 @@ from streams.web import add_metrics_page, add_profile_api
 
 
 class NudgeApp(faust.App):
-    """A Faust app that creates Nudge's topics before it subscribes to them."""
+    """A Faust app that creates Nudge's topics first and writes customer state at commits."""
 
     nudge_settings: Settings
+    state_writer: StateWriter
+
+    def _new_transport(self) -> Any:
+        return CommittingTransport(self.conf.broker_consumer, self)
+
+    def _new_consumer(self) -> Any:
+        consumer: Any = super()._new_consumer()
+        consumer.before_commit = self.state_writer.before_commit
+        return consumer
 
     async def on_first_start(self) -> None:
         """Create missing topics (or stop on mismatched ones), then start as usual."""
@@ -213,6 +223,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> Nudg
         deadlines=customer_table("deadlines", StoredCodec(Deadlines.from_bytes, Deadlines)),
         pending=customer_table("labels", StoredCodec(Pending.from_bytes, Pending)),
     )
+    app.state_writer = StateWriter(store, settings.topic_clickstream, app.producer.flush)
     snapshots: Any = app.tables.add(
         SnapshotTable(
             app,
@@ -265,6 +276,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> Nudg
         app.agent(topic, name=f"ingest-{kind_name}")(_ingest_agent(ingestors[kind]))
 
     _add_clock(app, settings, ingestors[TopicKind.clickstream], partitions)
+    _forget_on_revoke(app, settings, store, partitions)
     training = _raw_topic(app, settings.topic_training, 1)
     app.agent(training, name="train", concurrency=1)(_train_agent(trainer))
 
@@ -273,6 +285,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> Nudg
     add_profile_api(
         app,
         profiles,
+        lookup=store.profile,
         render=lambda state, as_of: profile_document(state, as_of, config.profile),
         token=settings.api_token,
         clock=utc_now,
@@ -310,6 +323,27 @@ def _add_clock(app: faust.App, settings: Settings, ingestor: Ingestor, partition
         for tp in app.consumer.assignment():
             if tp.topic == inbound:
                 await clock_topic.send(value=b"", partition=tp.partition)
+
+
+def _forget_on_revoke(
+    app: faust.App, settings: Settings, store: CustomerStore, partitions: Partitions
+) -> None:
+    """Drop what the worker kept about partitions another worker now owns.
+
+    The commit Faust makes while revoking has written their staged state;
+    what is left belongs to events whose offsets were not committed, which
+    the new owner applies again.
+    """
+    inbound = set(settings.inbound_topics().values())
+
+    async def revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
+        numbers = {tp.partition for tp in revoked if tp.topic in inbound}
+        store.forget(numbers)
+        for number in numbers:
+            partitions.forget(number)
+
+    signal: Any = app.on_partitions_revoked
+    signal.connect(revoked)
 
 
 def _raw_topic(app: faust.App, name: str, partitions: int) -> Any:

@@ -11,11 +11,12 @@ the reason and its raw bytes, and the next message is handled.
 
 from __future__ import annotations
 
+import enum
 import logging
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Collection, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 
@@ -65,30 +66,127 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+class Part(enum.Enum):
+    """The three per-customer tables, in the order a commit writes them."""
+
+    deadlines = "deadlines"
+    pending = "pending"
+    profile = "profile"
+
+
+@dataclass(frozen=True, slots=True)
+class Staged:
+    """A customer's newest state, not yet written to the tables, and which parts changed."""
+
+    partition: int
+    state: Result
+    changed: frozenset[Part]
+
+
 @dataclass
 class CustomerStore:
-    """The three per-customer tables the engine reads and writes."""
+    """The three per-customer tables the engine reads and writes, written behind.
+
+    A step's state is staged here and written to the tables only when the
+    worker commits, after the messages the step produced are delivered (see
+    :mod:`streams.commits`). A crash therefore never leaves state that
+    remembers an event whose outputs were lost: either the state was written
+    (and its outputs were out before it) or the event is delivered again and
+    recomputed against the older state, producing the same ids. Staging also
+    coalesces a busy customer's writes to one changelog record per commit.
+    Reads see the newest state: staged, then being written, then stored.
+    """
 
     profiles: MutableMapping[str, Profile | Tombstone]
     deadlines: MutableMapping[str, Deadlines]
     pending: MutableMapping[str, Pending]
+    staged: dict[str, Staged] = field(default_factory=dict)
+    writing: dict[str, Staged] = field(default_factory=dict)
 
-    def save(self, customer_id: str, before: Result, after: Result) -> None:
-        """Write what changed (a table writes its changelog only on assignment)."""
+    def save(self, partition: int, customer_id: str, before: Result, after: Result) -> None:
+        """Stage what changed (a table writes its changelog only on assignment)."""
+        changed = set()
         if after.profile is not None and after.profile is not before.profile:
-            self.profiles[customer_id] = after.profile
+            changed.add(Part.profile)
         if after.deadlines != before.deadlines:
-            self.deadlines[customer_id] = after.deadlines
+            changed.add(Part.deadlines)
         if after.pending is not None and after.pending != before.pending:
-            self.pending[customer_id] = after.pending
+            changed.add(Part.pending)
+        if not changed:
+            return
+        earlier = self.staged.get(customer_id)
+        if earlier is not None:
+            changed |= earlier.changed
+        state = Result(after.profile, after.deadlines, after.pending)
+        self.staged[customer_id] = Staged(partition, state, frozenset(changed))
 
     def load(self, customer_id: str) -> Result:
-        """Read the customer's state as the engine takes it."""
+        """Read the customer's newest state as the engine takes it."""
+        newest = self.staged.get(customer_id) or self.writing.get(customer_id)
+        if newest is not None:
+            return newest.state
         return Result(
             self.profiles.get(customer_id),
             self.deadlines.get(customer_id) or Deadlines(customer_id=customer_id),
             self.pending.get(customer_id),
         )
+
+    def profile(self, customer_id: str) -> Profile | Tombstone | None:
+        """Read the customer's newest profile (the profile API's view)."""
+        return self.load(customer_id).profile
+
+    def take(self) -> dict[str, Staged]:
+        """Move everything staged to the batch being written, and return that batch.
+
+        Steps taken from now on are staged afresh and wait for the next
+        commit; a batch a failed commit left behind is written with this one.
+        """
+        self.writing.update(self.staged)
+        self.staged = {}
+        return self.writing
+
+    def write(self, batch: Mapping[str, Staged], part: Part, table_write: TableWrite) -> None:
+        """Write one part of every customer in ``batch`` to its table."""
+        tables: dict[Part, MutableMapping[str, Any]] = {
+            Part.profile: self.profiles,
+            Part.deadlines: self.deadlines,
+            Part.pending: self.pending,
+        }
+        table = tables[part]
+        for customer_id, staged in batch.items():
+            if part in staged.changed:
+                table_write(staged.partition, table, customer_id, _part_of(staged.state, part))
+
+    def written(self) -> None:
+        """Forget the batch once the tables hold it."""
+        self.writing = {}
+
+    def forget(self, partitions: Collection[int]) -> None:
+        """Drop staged state of partitions this worker no longer owns.
+
+        Their offsets past the last commit were not committed either, so the
+        new owner applies those events again from the state written before.
+        """
+        for batch in (self.staged, self.writing):
+            for customer_id in [c for c, s in batch.items() if s.partition in partitions]:
+                del batch[customer_id]
+
+
+class TableWrite(Protocol):
+    """Writes one value to a table on a given partition (outside any stream event)."""
+
+    def __call__(
+        self, partition: int, table: MutableMapping[str, Any], key: str, value: Any
+    ) -> None:
+        """Assign ``table[key] = value``, its changelog record going to ``partition``."""
+
+
+def _part_of(state: Result, part: Part) -> Any:
+    if part is Part.profile:
+        return state.profile
+    if part is Part.deadlines:
+        return state.deadlines
+    return state.pending
 
 
 @dataclass
@@ -102,6 +200,11 @@ class Partitions:
     def clock(self, partition: int) -> Watermark:
         """Return the partition's watermark (a fresh one if nothing was seen yet)."""
         return self.clocks.get(partition) or Watermark(self.lateness)
+
+    def forget(self, partition: int) -> None:
+        """Drop the clock and due index of a partition this worker no longer owns."""
+        self.due.forget(partition)
+        self.clocks.pop(partition, None)
 
     def remember(self, partition: int, customer_id: str, result: Result) -> None:
         """Index the customer's next deadline and next label horizon."""
@@ -175,7 +278,7 @@ class Ingestor:
 
     async def commit(self, partition: int, customer: str, before: Result, after: Result) -> None:
         """Store a step's state, index what it made due, and send its messages."""
-        self.store.save(customer, before, after)
+        self.store.save(partition, customer, before, after)
         self.partitions.remember(partition, customer, after)
         key = customer.encode()
         for trigger_type, outcome in after.decisions:

@@ -75,6 +75,29 @@ class ModelRegistry:
         return self._models[name]
 
 
+RECENT_EXAMPLES_KEPT = 100_000
+"""Training example ids remembered to drop repeats: a worker that crashes
+before its commit sends the examples of its last commit interval again, far
+fewer than this. About 10 MB of ids."""
+
+
+class RecentIds:
+    """The last ``size`` distinct ids seen, in arrival order."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._ids: dict[str, None] = {}
+
+    def first_time(self, item: str) -> bool:
+        """Remember ``item``; tell whether it was new."""
+        if item in self._ids:
+            return False
+        self._ids[item] = None
+        if len(self._ids) > self._size:
+            del self._ids[next(iter(self._ids))]
+        return True
+
+
 @dataclass
 class TrainerHost:
     """Runs the trainer on the worker that owns the training partition."""
@@ -86,11 +109,15 @@ class TrainerHost:
     _trainer: Trainer | None = None
     _since: int = 0
     _last_snapshot: float = field(default_factory=time.monotonic)
+    _recent: RecentIds = field(default_factory=lambda: RecentIds(RECENT_EXAMPLES_KEPT))
 
     def learn(self, raw: bytes) -> None:
-        """Predict, then learn one labelled example; snapshot when due."""
+        """Predict, then learn one labelled example (once); snapshot when due."""
         trainer = self._trainer or self._resume()
         example = LabelledExample.from_bytes(raw)
+        if not self._recent.first_time(example.example_id):
+            log.debug("dropped a repeated training example %s", example.example_id)
+            return
         outcome = trainer.learn_one(example)
         self._since += 1
         labels = (example.model,)

@@ -21,6 +21,8 @@ import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import SecretStr
 
+from streams.core.profile import Profile, Tombstone
+
 log = logging.getLogger(__name__)
 
 ProfileRenderer = Callable[[Any, datetime], Mapping[str, Any]]
@@ -73,11 +75,16 @@ def add_profile_api(
     app: faust.App,
     table: Any,
     *,
+    lookup: Callable[[str], Profile | Tombstone | None],
     render: ProfileRenderer,
     token: SecretStr | None,
     clock: Callable[[], datetime],
 ) -> None:
-    """Serve ``GET /customers/{customer_id}`` from ``table``, routed to its owner."""
+    """Serve ``GET /customers/{customer_id}``, routed to the owner of its ``table`` partition.
+
+    ``lookup`` reads the owner's newest profile, including state staged
+    since the last commit.
+    """
     blueprint = faust.web.Blueprint("profiles")
 
     async def answer(view: Any, request: Any, customer_id: str) -> Any:
@@ -86,7 +93,7 @@ def add_profile_api(
         as_of = parse_as_of(request.query.get("as_of"), clock())
         if as_of is None:
             return view.error(400, "as_of must be an ISO 8601 time with a UTC offset")
-        profile = table.get(customer_id)
+        profile = lookup(customer_id)
         if profile is None:
             return view.error(404, f"no profile for customer {customer_id!r}")
         body = orjson.dumps(render(profile, as_of))

@@ -71,7 +71,7 @@ def sample(adapter: Ingestor, name: str, **labels: str) -> float:
 async def test_a_valid_event_updates_the_profile_and_announces_its_segment() -> None:
     adapter, dead, changes = ingestor()
     await adapter.handle(Message(dumps(minimal("cart_add"))))
-    profile = adapter.store.profiles["cus-1"]
+    profile = adapter.store.profile("cus-1")
     assert isinstance(profile, Profile)
     assert profile.events_applied == 1
     assert dead.sent == []
@@ -87,7 +87,7 @@ async def test_a_redelivered_event_is_counted_as_skipped_not_applied() -> None:
     raw = dumps(minimal("cart_add"))
     await adapter.handle(Message(raw))
     await adapter.handle(Message(raw, offset=42))
-    profile = adapter.store.profiles["cus-1"]
+    profile = adapter.store.profile("cus-1")
     assert isinstance(profile, Profile)
     assert profile.events_applied == 1
     labels = {"topic": "cart", "reason": "duplicate_event"}
@@ -104,7 +104,7 @@ async def test_undecodable_bytes_go_to_the_dead_letter_topic_whole() -> None:
     assert letter["timestamp"] == datetime.fromtimestamp(1_714_564_800, UTC).isoformat().replace(
         "+00:00", "Z"
     )
-    assert adapter.store.profiles == {}
+    assert adapter.store.profile("cus-1") is None
     labels = {"topic": "cart", "reason": "not_utf8"}
     assert sample(adapter, "nudge_events_deadlettered_total", **labels) == 1
 
@@ -113,7 +113,7 @@ async def test_an_event_keyed_by_another_customer_is_dead_lettered() -> None:
     adapter, dead, _ = ingestor()
     await adapter.handle(Message(dumps(minimal("cart_add")), key=b"someone-else"))
     assert [letter["reason"] for _, letter in dead.sent] == ["key_mismatch"]
-    assert adapter.store.profiles == {}
+    assert adapter.store.profile("cus-1") is None
 
 
 async def test_an_exception_in_the_core_dead_letters_that_event_and_the_next_goes_on(
@@ -134,7 +134,7 @@ async def test_an_exception_in_the_core_dead_letters_that_event_and_the_next_goe
     assert letter["reason"] == "processing_error"
     assert "ZeroDivisionError: boom" in letter["detail"]
     assert letter["event_type"] == "cart_remove"
-    profile = adapter.store.profiles["cus-1"]
+    profile = adapter.store.profile("cus-1")
     assert isinstance(profile, Profile)
     assert profile.events_applied == 1
 

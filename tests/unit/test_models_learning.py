@@ -8,11 +8,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from online_models.features import BOUNDS
 from online_models.labels import ENGAGEMENT, PURCHASE, LabelledExample
 from online_models.propensity import PRIOR_VERSION, ModelConfig, PropensityModel
 from online_models.trainer import SnapshotPolicy, Trainer, UnknownModelError
+from streams.metrics import Metrics
+from streams.models import RecentIds, TrainerHost
 
 pytestmark = pytest.mark.unit
 
@@ -140,3 +143,27 @@ def test_snapshot_due(examples_since: int, seconds_since: float, due: bool) -> N
 def test_two_models_may_not_share_a_name() -> None:
     with pytest.raises(ValueError, match="named"):
         Trainer.create([ModelConfig(name="a"), ModelConfig(name="a")])
+
+
+def test_the_trainer_host_learns_a_redelivered_example_once() -> None:
+    host = TrainerHost(
+        configs={PURCHASE: ModelConfig(name=PURCHASE)},
+        snapshots={},
+        policy=SnapshotPolicy(every_examples=10_000, every_seconds=3_600),
+        metrics=Metrics.create(CollectorRegistry()),
+    )
+    data = [example.to_bytes() for example in examples(seed=10, n=40)]
+    for raw in data + data[-15:]:  # the last commit interval, sent again after a crash
+        host.learn(raw)
+    learned = host.metrics.registry.get_sample_value(
+        "nudge_model_examples_learned_total", {"model": PURCHASE}
+    )
+    assert learned == 40
+
+
+def test_recent_ids_forget_the_oldest_beyond_their_size() -> None:
+    recent = RecentIds(3)
+    assert [recent.first_time(i) for i in "abca"] == [True, True, True, False]
+    assert recent.first_time("d")  # "a", the oldest, falls out
+    assert recent.first_time("a")
+    assert not recent.first_time("d")

@@ -1,0 +1,112 @@
+"""Writing customer state in step with Faust's offset commits.
+
+Faust's at-least-once commit flushes the producer and then commits the
+offsets of the messages the agents have finished. Tables written as events
+are handled share that producer with the outbound topics, and a crash may
+leave either delivered without the other: a profile that remembers an event
+(so its redelivery is skipped as a duplicate) while the trigger it produced
+was never sent. Nudge therefore stages state (:class:`streams.ingest.CustomerStore`)
+and writes it here, just before Faust commits, in an order that keeps every
+crash on the safe side:
+
+1. take the staged batch; steps handled from now on wait for the next commit;
+2. flush the producer: every message the batch's steps produced is delivered;
+3. write deadlines and label buffers, and flush them;
+4. write profiles (the part that dedupes a redelivered event), and let Faust
+   flush and commit the offsets.
+
+A crash before 4 leaves the profile without the events, which are then
+delivered again and recomputed: outputs repeat with the same ids (the ESP and
+the trainer drop repeats); deadlines and label buffers already written take
+the same step again without effect. A crash after 4 and before the commit
+redelivers events the profile already holds: skipped, their outputs already
+delivered in 2.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import weakref
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+from faust.streams import _current_event
+from faust.transport.drivers import aiokafka as aiokafka_driver
+from faust.types import TP
+
+from streams.ingest import CustomerStore, Part
+
+
+@dataclass(frozen=True)
+class _Message:
+    topic: str
+    partition: int
+
+
+class _PartitionEvent:
+    """Stands in for the stream event a Faust table write expects.
+
+    A table assignment takes the changelog partition (and, with RocksDB, the
+    store's partition) from the event being processed; a write at commit
+    time has none, so it runs under this one, naming the customer's
+    partition of an inbound topic (which the tables are co-partitioned with).
+    """
+
+    def __init__(self, topic: str, partition: int) -> None:
+        self.message = _Message(topic, partition)
+
+
+@dataclass
+class StateWriter:
+    """Writes the store's staged state through the tables before offsets commit."""
+
+    store: CustomerStore
+    source_topic: str
+    flush: Callable[[], Awaitable[None]]
+
+    async def before_commit(self) -> None:
+        """Deliver the staged steps' outputs, then write their state (see the module doc)."""
+        batch = self.store.take()
+        if not batch:
+            return
+        await self.flush()
+        self._write(batch, (Part.deadlines, Part.pending))
+        await self.flush()
+        self._write(batch, (Part.profile,))
+        self.store.written()
+
+    def _write(self, batch: Mapping[str, Any], parts: tuple[Part, ...]) -> None:
+        contextvars.copy_context().run(self._write_in_context, batch, parts)
+
+    def _write_in_context(self, batch: Mapping[str, Any], parts: tuple[Part, ...]) -> None:
+        events: dict[int, _PartitionEvent] = {}
+
+        def table_write(
+            partition: int, table: MutableMapping[str, Any], key: str, value: Any
+        ) -> None:
+            event = events.setdefault(partition, _PartitionEvent(self.source_topic, partition))
+            _current_event.set(weakref.ref(event))  # type: ignore[arg-type]
+            table[key] = value
+
+        for part in parts:
+            self.store.write(batch, part, table_write)
+
+
+class CommittingConsumer(aiokafka_driver.Consumer):
+    """Faust's consumer, writing staged customer state before every offset commit."""
+
+    before_commit: Callable[[], Awaitable[None]] | None = None
+
+    async def _commit_offsets(
+        self, offsets: Mapping[TP, int], start_new_transaction: bool = True
+    ) -> bool:
+        if self.before_commit is not None:
+            await self.before_commit()
+        return await super()._commit_offsets(offsets, start_new_transaction)
+
+
+class CommittingTransport(aiokafka_driver.Transport):
+    """The aiokafka transport with :class:`CommittingConsumer` as its consumer."""
+
+    Consumer = CommittingConsumer

@@ -1,0 +1,166 @@
+"""Staged customer state and the order a commit writes it in.
+
+The order is the crash guarantee (see :mod:`streams.commits`): outputs are
+delivered before any state is written, and the profile, which dedupes a
+redelivered event, is written last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from online_models.labels import Pending
+from streams.commits import StateWriter
+from streams.core.engine import Deadlines, Result
+from streams.core.profile import Profile, Tombstone
+from streams.ingest import CustomerStore, Part
+
+pytestmark = pytest.mark.unit
+
+AT = datetime(2024, 5, 1, tzinfo=UTC)
+
+
+class Recorded(dict[str, Any]):
+    """A table that logs each assignment into a shared journal."""
+
+    def __init__(self, name: str, journal: list[str]) -> None:
+        super().__init__()
+        self.name, self.journal = name, journal
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.journal.append(f"{self.name}:{key}")
+        super().__setitem__(key, value)
+
+
+def store_with_journal() -> tuple[CustomerStore, list[str]]:
+    journal: list[str] = []
+    store = CustomerStore(
+        profiles=Recorded("profiles", journal),
+        deadlines=Recorded("deadlines", journal),
+        pending=Recorded("pending", journal),
+    )
+    return store, journal
+
+
+def profile(customer: str, applied: int) -> Profile:
+    return Profile(
+        customer_id=customer,
+        first_seen=AT,
+        last_seen=AT,
+        segment="prospect",
+        segment_as_of=AT,
+        events_applied=applied,
+    )
+
+
+def step(store: CustomerStore, customer: str, *, applied: int, pending: bool = False) -> None:
+    before = store.load(customer)
+    after = Result(
+        profile(customer, applied),
+        Deadlines(customer_id=customer),
+        Pending(customer_id=customer) if pending and before.pending is None else before.pending,
+    )
+    store.save(0, customer, before, after)
+
+
+def test_a_saved_step_is_read_back_before_any_table_holds_it() -> None:
+    store, journal = store_with_journal()
+    step(store, "a", applied=1)
+    state = store.profile("a")
+    assert isinstance(state, Profile)
+    assert state.events_applied == 1
+    assert journal == []
+
+
+def test_steps_between_commits_coalesce_into_one_write_per_part() -> None:
+    store, journal = store_with_journal()
+    for applied in range(1, 6):
+        step(store, "a", applied=applied, pending=True)
+    batch = store.take()
+    for part in Part:
+        store.write(batch, part, _assign)
+    assert sorted(journal) == ["pending:a", "profiles:a"]
+    assert store.profiles["a"] == profile("a", 5)
+
+
+def test_a_step_after_take_is_staged_for_the_next_commit_and_wins_reads() -> None:
+    store, _ = store_with_journal()
+    step(store, "a", applied=1)
+    store.take()
+    step(store, "a", applied=2)
+    assert store.profile("a") == profile("a", 2)
+    assert set(store.staged) == {"a"}
+
+
+def test_an_unchanged_step_stages_nothing() -> None:
+    store, _ = store_with_journal()
+    state = store.load("a")
+    store.save(0, "a", state, state)
+    assert store.staged == {}
+
+
+def test_forgetting_a_partition_drops_its_staged_state_only() -> None:
+    store, _ = store_with_journal()
+    before = store.load("a")
+    store.save(1, "a", before, Result(profile("a", 1), before.deadlines, None))
+    store.save(
+        2,
+        "b",
+        store.load("b"),
+        Result(Tombstone(customer_id="b", erased_at=AT), Deadlines(customer_id="b"), None),
+    )
+    store.forget({1})
+    assert set(store.staged) == {"b"}
+    assert store.profile("a") is None
+
+
+async def test_a_commit_delivers_outputs_then_writes_deadlines_and_labels_then_profiles() -> None:
+    store, journal = store_with_journal()
+    step(store, "a", applied=1, pending=True)
+    before = store.load("b")
+    deadlines = Deadlines(customer_id="b")
+    store.save(0, "b", before, Result(profile("b", 1), deadlines, None))
+
+    async def flush() -> None:
+        journal.append("flush")
+
+    await StateWriter(store, "clickstream", flush).before_commit()
+    assert journal[0] == "flush"
+    second_flush = journal.index("flush", 1)
+    assert set(journal[1:second_flush]) == {"pending:a"}
+    assert set(journal[second_flush + 1 :]) == {"profiles:a", "profiles:b"}
+    assert store.staged == {}
+    assert store.writing == {}
+
+
+async def test_a_commit_with_nothing_staged_flushes_nothing() -> None:
+    store, journal = store_with_journal()
+    await StateWriter(store, "clickstream", _never).before_commit()
+    assert journal == []
+
+
+async def test_a_failed_flush_keeps_the_batch_for_the_next_commit() -> None:
+    store, _ = store_with_journal()
+    step(store, "a", applied=1)
+
+    async def broken() -> None:
+        raise ConnectionError("broker gone")
+
+    with pytest.raises(ConnectionError):
+        await StateWriter(store, "clickstream", broken).before_commit()
+    assert store.profiles == {}
+    step(store, "b", applied=1)
+    batch = store.take()
+    assert set(batch) == {"a", "b"}
+
+
+def _assign(partition: int, table: MutableMapping[str, Any], key: str, value: Any) -> None:
+    table[key] = value
+
+
+async def _never() -> None:
+    raise AssertionError("nothing staged, nothing to flush")
