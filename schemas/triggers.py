@@ -11,7 +11,9 @@ session or cart it is about), so the ESP side drops the duplicates a crash or
 a replay produces, and at most one email per cart or session can go out.
 
 Nothing personal beyond ids crosses here: no email address, no name. Locale
-and time zone are carried so the ESP can pick the content and the hour.
+and time zone are carried so the ESP can pick the content and the hour. The
+``reason`` sentence a trigger carries is built by its rule from product ids,
+prices, counts and thresholds only, so it is as impersonal as the rest.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ModelWrapValidatorHandler,
+    StringConstraints,
     TypeAdapter,
     computed_field,
     model_validator,
@@ -38,6 +41,7 @@ from schemas.profiles import Segment
 
 __all__ = [
     "DECISION_ADAPTER",
+    "MAX_REASON_CHARS",
     "TRIGGER_ADAPTER",
     "TRIGGER_SCHEMA_VERSION",
     "Arm",
@@ -49,6 +53,7 @@ __all__ = [
     "HighIntentPayload",
     "Offer",
     "Outcome",
+    "Reason",
     "Tier",
     "TriggerMessage",
     "TriggerPayload",
@@ -62,6 +67,12 @@ TRIGGER_SCHEMA_VERSION: Final = 1
 
 MAX_PAYLOAD_ITEMS: Final = 100
 """Most products or cart lines one trigger carries; bounds the message size."""
+
+MAX_REASON_CHARS: Final = 200
+"""Longest ``reason`` sentence; the rules shorten what could make it longer."""
+
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=MAX_REASON_CHARS)]
+"""Why a trigger fired, in one sentence a person reads (an operator, the ESP's template)."""
 
 
 class TriggerType(StrEnum):
@@ -226,7 +237,10 @@ class TriggerMessage(_Message):
     ``send_after`` is set when quiet hours hold it back; the ESP should drop
     it after ``expires_at``. ``score`` and ``model_version`` are absent when
     no model had scored the customer yet. ``attempt`` is 1 for a trigger
-    offered again after the frequency cap held it back.
+    offered again after the frequency cap held it back. ``reason`` says in a
+    sentence why the rule fired, from the same inputs as the payload (so a
+    replay repeats it byte for byte); it names products and amounts, never
+    the customer.
     """
 
     schema_version: Literal[1] = TRIGGER_SCHEMA_VERSION
@@ -249,6 +263,7 @@ class TriggerMessage(_Message):
     model_version: Label | None = Field(default=None, description="The model that scored it.")
     locale: Locale | None = None
     time_zone: TimeZoneName | None = None
+    reason: Reason = Field(description="Why the trigger fired, one sentence, no personal data.")
     payload: TriggerPayload
 
     @computed_field  # type: ignore[prop-decorator]
@@ -285,9 +300,13 @@ class TriggerMessage(_Message):
 class DecisionMessage(_Message):
     """One decision of the policy, whatever it was.
 
-    ``reason`` is None for ``sent``; ``retry_after`` is set on a ``capped``
-    decision whose trigger will be offered once more at that time;
-    ``send_after`` on a ``deferred`` (or quiet-hours ``holdout``) one.
+    ``reason`` is the policy's: why the trigger was not simply sent (None
+    for ``sent``). ``trigger_reason`` is the rule's: why the trigger fired,
+    the ``reason`` its :class:`TriggerMessage` carries, here for every
+    outcome (a suppressed trigger has no message of its own).
+    ``retry_after`` is set on a ``capped`` decision whose trigger will be
+    offered once more at that time; ``send_after`` on a ``deferred`` (or
+    quiet-hours ``holdout``) one.
     """
 
     schema_version: Literal[1] = TRIGGER_SCHEMA_VERSION
@@ -297,6 +316,7 @@ class DecisionMessage(_Message):
     key: Id
     outcome: Outcome
     reason: DecisionReason | None = None
+    trigger_reason: Reason
     tier: Tier
     attempt: Annotated[int, Field(ge=0, le=1)] = 0
     occurred_at: UtcDatetime

@@ -100,7 +100,8 @@ def _banner(settings: Settings) -> str:
     return (
         f"simulating {CUSTOMERS} customers over {SIMULATED_HOURS} h at {SPEED}x; "
         f"metrics at {base}/metrics, profiles at {base}/customers/<id>; Ctrl-C stops\n\n"
-        f"{'event time':<20} {'customer':<12} {'trigger':<22} {'tier':<12} outcome / reason"
+        f"{'event time':<20} {'customer':<12} {'trigger':<22} {'tier':<12} "
+        f"{'outcome':<{_OUTCOME_WIDTH}} reason"
     )
 
 
@@ -130,12 +131,18 @@ def _watch(
         consumer.close()
 
 
+_OUTCOME_WIDTH = 26
+"""Fits the longest outcome with the policy's reason: ``suppressed (unsubscribed)``."""
+
+
 def _row(decision: dict[str, str]) -> str:
+    """One table row: the outcome with the policy's reason, then why the trigger fired."""
     at = decision.get("occurred_at") or decision.get("decided_at") or ""
-    why = decision["outcome"] + (f" ({decision['reason']})" if decision.get("reason") else "")
+    outcome = decision["outcome"] + (f" ({decision['reason']})" if decision.get("reason") else "")
     return (
         f"{at[:19]:<20} {decision['customer_id'][:12]:<12} {decision['trigger_type']:<22} "
-        f"{decision.get('tier') or '-':<12} {why}"
+        f"{decision.get('tier') or '-':<12} {outcome:<{_OUTCOME_WIDTH}} "
+        f"{decision.get('trigger_reason') or '-'}"
     )
 
 

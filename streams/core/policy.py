@@ -27,7 +27,11 @@
 Otherwise ``sent``. :func:`apply_decision` records the send time (``send_after``
 if deferred) in ``profile.last_trigger_at`` for ``sent``, ``deferred`` and
 ``holdout`` alike, so holdout customers keep the same cadence (cooldowns,
-cap) as treated ones and the comparison stays fair.
+cap) as treated ones and the comparison stays fair. It also records the
+trigger's key in ``profile.decided_keys`` once its decision is final (every
+outcome but a ``capped`` one with ``retry_after``): the rules then offer
+that key no more, so each trigger id gets one final decision on
+``triggers.decisions`` however often the customer qualifies again.
 
 Everything is judged in event time, at the candidate's ``offered_at`` (the
 cap at the time the email would go), never at ``now``: a trigger decided
@@ -61,7 +65,7 @@ from schemas.triggers import (
     TriggerType,
 )
 from streams.core.attributes import ConsentState
-from streams.core.profile import Profile, Tombstone, record_trigger
+from streams.core.profile import Profile, Tombstone, record_decided, record_trigger
 from streams.core.triggers.base import Candidate, Deadline, within
 
 __all__ = [
@@ -166,6 +170,11 @@ class Decision:
         return "outbound" if self.outcome in _SENDABLE else None
 
     @property
+    def final(self) -> bool:
+        """Tell whether this is the trigger's last decision: all but a cap that offers it again."""
+        return self.retry_after is None
+
+    @property
     def recorded_at(self) -> datetime | None:
         """The send time :func:`apply_decision` records, None if nothing is recorded."""
         if self.outcome not in _SENDABLE:
@@ -182,6 +191,7 @@ class Decision:
             key=candidate.key,
             outcome=self.outcome,
             reason=self.reason,
+            trigger_reason=candidate.reason,
             tier=candidate.tier,
             attempt=candidate.attempt,
             occurred_at=candidate.occurred_at,
@@ -321,6 +331,7 @@ def _trigger_message(
         model_version=None if score is None else score.model_version,
         locale=None if profile.locale is None else profile.locale.value,
         time_zone=None if profile.time_zone is None else profile.time_zone.value,
+        reason=candidate.reason,
         payload=candidate.payload,
     )
 
@@ -433,16 +444,25 @@ def apply_decision(profile: Profile | Tombstone, decision: Decision) -> Profile 
 
 
 def apply_decision(profile: Profile | Tombstone, decision: Decision) -> Profile | Tombstone:
-    """Record a sent, deferred or held-out trigger in ``profile.last_trigger_at``.
+    """Record a decision in the profile: the send time, and the key once decided for good.
 
-    The time recorded is when the email goes (or, held out, would go): the
-    end of the quiet hours if deferred, else the candidate's ``offered_at``.
-    Capped and suppressed decisions leave the profile as it is.
+    A sent, deferred or held-out trigger is recorded in
+    ``profile.last_trigger_at`` at the time the email goes (or, held out,
+    would go): the end of the quiet hours if deferred, else the candidate's
+    ``offered_at``. A final decision (:attr:`Decision.final`) also records
+    the trigger's key in ``profile.decided_keys``, so the rule does not offer
+    it again; a capped trigger offered once more leaves the profile as it is.
     """
-    at = decision.recorded_at
-    if at is None or isinstance(profile, Tombstone):
+    if isinstance(profile, Tombstone):
         return profile
-    return record_trigger(profile, decision.candidate.trigger_type.value, at)
+    candidate = decision.candidate
+    trigger_type = candidate.trigger_type.value
+    if decision.final:
+        profile = record_decided(profile, trigger_type, candidate.key)
+    at = decision.recorded_at
+    if at is not None:
+        profile = record_trigger(profile, trigger_type, at)
+    return profile
 
 
 def reoffer(decision: Decision) -> Deadline | None:

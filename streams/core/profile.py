@@ -2,9 +2,10 @@
 
 A :class:`Profile` is stored in a Kafka-changelogged table and rewritten on
 every event, so it stays compact and bounded: recent-only lists have fixed
-bounds, and the only collections that grow with the customer's history are
-the order ids and purchase days (one entry per order and per purchase day)
-and the trigger types sent.
+bounds (the last few decided trigger keys among them), and the only
+collections that grow with the customer's history are the order ids and
+purchase days (one entry per order and per purchase day) and the trigger
+types sent.
 
 An erased customer is a :class:`Tombstone`: the id and the time of erasure,
 nothing personal. The table holds either; :func:`state_from_bytes` reads
@@ -28,6 +29,7 @@ from streams.core.rfm import Segment
 from streams.core.session import Session
 
 __all__ = [
+    "DECIDED_KEYS_KEPT",
     "EngagementRates",
     "Profile",
     "PurchaseSummary",
@@ -35,10 +37,20 @@ __all__ = [
     "Tombstone",
     "engagement_rates",
     "purchase_summary",
+    "record_decided",
     "record_score",
     "record_trigger",
     "state_from_bytes",
 ]
+
+DECIDED_KEYS_KEPT: Final = 2
+"""Decided trigger keys kept per trigger type (see :attr:`Profile.decided_keys`).
+
+Rules only chase the open cart and the current session, so the latest key
+covers one device; the one before covers two devices taking turns (their
+sessions, or their carts, replacing each other back and forth). Each kept
+key costs its length plus a few bytes on every changelog write.
+"""
 
 
 class StoredScore(FrozenModel):
@@ -62,6 +74,14 @@ class Profile(FrozenModel):
     events only, never on when they were processed. A segment as of *now*
     (which drifts as time passes) is :func:`streams.core.rfm.rfm_scores` with
     ``as_of=now``.
+
+    ``last_trigger_at`` holds, per trigger type, when the latest one was
+    sent (or held out): the rules' cooldowns and the frequency cap read it.
+    ``decided_keys`` holds, per trigger type, the keys (cart or session) of
+    the last :data:`DECIDED_KEYS_KEPT` triggers whose decision was final,
+    oldest first, so that a rule offers each key once: a cart still open
+    after the cooldown, or a session that keeps qualifying, does not make a
+    second decision about the same trigger id.
     """
 
     kind: Literal["profile"] = "profile"
@@ -79,6 +99,7 @@ class Profile(FrozenModel):
     time_zone: Stamped | None = None
     locale: Stamped | None = None
     last_trigger_at: dict[str, UtcDatetime] = Field(default_factory=dict)
+    decided_keys: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     scores: dict[str, StoredScore] = Field(default_factory=dict)
     segment: Segment
     segment_as_of: UtcDatetime
@@ -140,3 +161,29 @@ def record_trigger(profile: Profile, trigger_type: str, at: datetime) -> Profile
         return profile
     triggers = dict(sorted({**profile.last_trigger_at, trigger_type: at}.items()))
     return profile.model_copy(update={"last_trigger_at": triggers})
+
+
+def record_decided(profile: Profile, trigger_type: str, key: str) -> Profile:
+    """Remember that the trigger of ``trigger_type`` about ``key`` was decided for good.
+
+    Only the last :data:`DECIDED_KEYS_KEPT` keys of each type are kept.
+
+    Examples
+    --------
+    >>> from datetime import UTC, datetime
+    >>> at = datetime(2024, 5, 1, tzinfo=UTC)
+    >>> profile = Profile(
+    ...     customer_id="c1", first_seen=at, last_seen=at, segment="prospect", segment_as_of=at
+    ... )
+    >>> for cart in ("k1", "k2", "k1", "k3"):
+    ...     profile = record_decided(profile, "cart_abandonment", cart)
+    >>> profile.decided_keys
+    {'cart_abandonment': ('k2', 'k3')}
+
+    """
+    kept = profile.decided_keys.get(trigger_type, ())
+    if key in kept:
+        return profile
+    keys = (*kept, key)[-DECIDED_KEYS_KEPT:]
+    decided = dict(sorted({**profile.decided_keys, trigger_type: keys}.items()))
+    return profile.model_copy(update={"decided_keys": decided})

@@ -20,7 +20,7 @@ from streams.core.engine import (
 )
 from streams.core.policy import PolicyConfig
 from streams.core.profile import Profile, Tombstone
-from tests.unit.test_trigger_timeline import at, consent, erased, order, view
+from tests.unit.test_trigger_timeline import at, consent, erased, order, page, view
 
 pytestmark = pytest.mark.unit
 
@@ -68,6 +68,37 @@ def test_a_product_view_scores_snapshots_and_sets_a_deadline_that_fires_a_trigge
     (decision,) = sent_to(fired, Destination.decisions)
     assert decision["outcome"] == "sent"
     assert decision["trigger_id"] == trigger["trigger_id"]
+
+
+def test_without_consent_a_session_gets_one_suppressed_decision_not_one_per_event() -> None:
+    state = Result(None, Deadlines(customer_id="cus-1"), None)
+    decided: list[tuple[str, str]] = []
+    for event in (page("10:00"), view("10:05"), page("10:10")):
+        state = on_event(
+            state.profile,
+            state.deadlines,
+            state.pending,
+            event,
+            event.occurred_at,
+            constant(0.9),
+            CONFIG,
+        )
+        decided += state.decisions
+    assert decided == [("high_intent", "suppressed")]
+    assert isinstance(state.profile, Profile)
+    assert state.profile.decided_keys == {"high_intent": ("s1",)}
+
+
+def test_the_trigger_and_its_decision_say_why_it_fired() -> None:
+    viewed = run(consent(), view("10:00", "sku-9"))
+    (deadline,) = viewed.deadlines.items
+    fired = on_deadline(
+        viewed.profile, viewed.deadlines, viewed.pending, deadline, at("11:00"), CONFIG
+    )
+    (trigger,) = sent_to(fired, Destination.triggers)
+    (decision,) = sent_to(fired, Destination.decisions)
+    why = "Viewed 1 product (latest: sku-9, 20.00 EUR) and left 60 min ago without adding to cart"
+    assert trigger["reason"] == decision["trigger_reason"] == why
 
 
 def test_an_order_within_the_horizon_labels_the_snapshot_positive() -> None:

@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
 import pytest
 
 from schemas.codec import InboundEvent
@@ -34,7 +35,7 @@ from streams.core.policy import (
     reoffer,
     suppression_reason,
 )
-from streams.core.profile import Tombstone, record_trigger
+from streams.core.profile import DECIDED_KEYS_KEPT, Tombstone, record_trigger, state_from_bytes
 from streams.core.triggers.base import Candidate, Deadline, Score, Tier
 from tests.unit.test_trigger_timeline import (
     CUSTOMER,
@@ -95,6 +96,7 @@ def candidate(
         reoffer=trigger_type is not HIGH if reoffer is None else reoffer,
         tier=Tier.discount,
         score=Score(0.5, "m1"),
+        reason=f"A {trigger_type.value} scenario",
         payload=_payload(trigger_type, when),
     )
 
@@ -191,7 +193,9 @@ def test_suppression(events: list[InboundEvent], config: PolicyConfig, reason: s
         assert str(decision.reason) == reason
         assert decision.trigger is None
         assert decision.destination is None
-        assert apply_decision(profile, decision) == profile
+        recorded = apply_decision(profile, decision)
+        assert recorded.last_trigger_at == profile.last_trigger_at
+        assert recorded.decided_keys == {"browse_abandonment": ("s1",)}
 
 
 def test_an_erased_customer_is_suppressed() -> None:
@@ -265,6 +269,7 @@ def test_a_capped_trigger_says_when_the_cap_frees_and_is_offered_once_more() -> 
     profile = record_trigger(OK, "high_intent", at("10:00"))
     decision = decide(profile, candidate(BROWSE, at("11:00")), at("11:05"), OPEN, SALT)
     assert (decision.outcome, decision.retry_after) == (Outcome.capped, at("02:00", day=1))
+    assert not decision.final
     assert decision.decided_at == at("11:05")
     assert reoffer(decision) == Deadline(
         customer_id=CUSTOMER, rule=BROWSE, key="s1", due_at=at("02:00", day=1), attempt=1
@@ -293,6 +298,11 @@ def test_no_retry(story: str, changes: dict[str, Any], config: PolicyConfig) -> 
     assert decision.outcome is Outcome.capped
     assert decision.retry_after is None
     assert reoffer(decision) is None
+    # Not offered again, so this was the trigger's last decision: the key is closed.
+    assert decision.final
+    recorded = apply_decision(profile, decision)
+    assert recorded.decided_keys == {"browse_abandonment": ("s1",)}
+    assert recorded.last_trigger_at == profile.last_trigger_at
 
 
 def test_a_re_offer_is_judged_when_offered() -> None:
@@ -442,7 +452,27 @@ def test_a_held_out_trigger_is_recorded_and_published_to_the_holdout_only() -> N
 def test_a_sent_trigger_is_recorded_at_the_time_it_was_offered() -> None:
     decision = decide(OK, candidate(HIGH, at("10:05")), at("10:07"), OPEN, SALT)
     assert decision.outcome is Outcome.sent
-    assert apply_decision(OK, decision).last_trigger_at == {"high_intent": at("10:05")}
+    recorded = apply_decision(OK, decision)
+    assert recorded.last_trigger_at == {"high_intent": at("10:05")}
+    assert recorded.decided_keys == {"high_intent": ("s1",)}
+
+
+def test_decided_keys_keep_the_last_few_per_type() -> None:
+    profile = OK
+    for n in range(DECIDED_KEYS_KEPT + 2):
+        offer = candidate(CART, at("11:00", day=8 * n), key=f"cart-{n}")
+        profile = apply_decision(profile, decide(profile, offer, offer.offered_at, OPEN, SALT))
+    later = at("11:00", day=60)
+    profile = apply_decision(profile, decide(profile, candidate(when=later), later, OPEN, SALT))
+    kept = tuple(f"cart-{n}" for n in range(2, DECIDED_KEYS_KEPT + 2))
+    assert profile.decided_keys == {"browse_abandonment": ("s1",), "cart_abandonment": kept}
+
+
+def test_a_profile_stored_before_decided_keys_existed_reads_back_with_none() -> None:
+    stored = orjson.loads(OK.to_bytes())
+    del stored["decided_keys"]
+    assert state_from_bytes(orjson.dumps(stored)) == OK
+    assert OK.decided_keys == {}
 
 
 def test_the_trigger_message_carries_ids_tier_score_and_context_only() -> None:
@@ -456,6 +486,7 @@ def test_the_trigger_message_carries_ids_tier_score_and_context_only() -> None:
     assert (message.occurred_at, message.decided_at) == (at("11:00"), at("11:02"))
     assert message.expires_at == at("11:00", day=1)
     assert message.segment.value == "prospect"
+    assert message.reason == decision.message().trigger_reason == "A browse_abandonment scenario"
 
 
 def test_the_same_inputs_give_the_same_ids_and_bytes() -> None:

@@ -14,15 +14,18 @@ from typing import NamedTuple
 import pytest
 
 from schemas.triggers import BrowsePayload, ViewedProduct
+from streams.core.policy import PolicyConfig
 from streams.core.triggers import browse_abandonment
 from streams.core.triggers.base import Deadline, Score, TriggerConfig
 from tests.unit.test_trigger_timeline import (
     BROWSE,
     CUSTOMER,
+    OPEN,
     Timed,
     add,
     at,
     checkout,
+    consent,
     history,
     of_type,
     order,
@@ -30,6 +33,7 @@ from tests.unit.test_trigger_timeline import (
     profile_of,
     remove,
     run,
+    scored,
     view,
 )
 
@@ -163,6 +167,84 @@ def test_browse_scenarios(case: Case) -> None:
         for f in of_type(timeline, BROWSE)
     ]
     assert got == case.expected
+
+
+# One decision per session, through the policy: a later view in the same
+# session sets a new deadline, but a session already decided for good offers
+# nothing more. Rows: (offered at, session, outcome, attempt).
+class DecisionCase(NamedTuple):
+    story: str
+    events: list[Timed]
+    expected: list[tuple[datetime, str, str, int]]
+    policy: PolicyConfig = OPEN
+
+
+DECISIONS = [
+    DecisionCase(
+        "no consent: suppressed at 11:00, views again at 11:30 -> no second decision",
+        [view("10:00"), view("11:30", "sku-2")],
+        [(at("11:00"), "s1", "suppressed", 0)],
+    ),
+    DecisionCase(
+        "no consent: a new session the next day -> its own single decision",
+        [view("10:00"), view("11:30"), view("10:00", day=1, session="s2")],
+        [(at("11:00"), "s1", "suppressed", 0), (at("11:00", day=1), "s2", "suppressed", 0)],
+    ),
+    DecisionCase(
+        "capped by a discount offer, the cap frees too late -> views later offer nothing",
+        [consent(), scored(page("10:00"), 0.9), view("10:05"), view("11:30", "sku-2")],
+        [(at("11:05"), "s1", "capped", 0)],
+        PolicyConfig(holdout_share=0, cap_window=timedelta(hours=48)),
+    ),
+    DecisionCase(
+        "capped by a discount offer -> offered once more when the cap frees, sent",
+        [consent(), scored(page("10:00"), 0.9), view("10:05")],
+        [(at("11:05"), "s1", "capped", 0), (at("02:00", day=1), "s1", "sent", 1)],
+    ),
+]
+
+
+@pytest.mark.parametrize("case", DECISIONS, ids=[case.story for case in DECISIONS])
+def test_one_decision_per_session(case: DecisionCase) -> None:
+    timeline = run(case.events, policy=case.policy)
+    got = [
+        (f.candidate.offered_at, f.candidate.key, f.decision.outcome.value, f.candidate.attempt)
+        for f in of_type(timeline, BROWSE)
+        if f.decision is not None
+    ]
+    assert got == case.expected
+
+
+REASONS = [
+    (
+        "one product",
+        [view("10:00", price="89")],
+        TriggerConfig(),
+        "Viewed 1 product (latest: sku-1, 89.00 EUR) and left 60 min ago without adding to cart",
+    ),
+    (
+        "seven products: all counted, the latest named",
+        [view(f"10:0{n}", f"sku-{n}", price=f"1{n}.5") for n in range(7)],
+        TriggerConfig(browse_wait=timedelta(minutes=30)),
+        "Viewed 7 products (latest: sku-6, 16.50 EUR) and left 30 min ago without adding to cart",
+    ),
+    (
+        "cheap views are not counted",
+        [view("10:00", "dear", price="50"), view("10:10", "cheap", price="5")],
+        TriggerConfig(browse_min_price=Decimal(10)),
+        "Viewed 1 product (latest: dear, 50.00 EUR) and left 60 min ago without adding to cart",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("events", "config", "expected"), [r[1:] for r in REASONS], ids=[r[0] for r in REASONS]
+)
+def test_the_reason_counts_the_views_and_names_the_latest(
+    events: list[Timed], config: TriggerConfig, expected: str
+) -> None:
+    (fired,) = of_type(run(events, config=config), BROWSE)
+    assert fired.candidate.reason == expected
 
 
 def _products(payload: object) -> tuple[ViewedProduct, ...]:

@@ -14,21 +14,26 @@ from typing import NamedTuple
 import pytest
 
 from schemas.triggers import CartItem, CartPayload
+from streams.core.policy import PolicyConfig
 from streams.core.triggers import cart_abandonment
 from streams.core.triggers.base import Deadline, TriggerConfig
 from tests.unit.test_trigger_timeline import (
     CART,
     CUSTOMER,
+    OPEN,
     Timed,
     add,
     at,
     checkout,
+    consent,
     history,
     of_type,
     order,
+    page,
     profile_of,
     remove,
     run,
+    scored,
     view,
 )
 
@@ -109,6 +114,25 @@ CASES = [
         [(at("11:00"), "cart-1", ONE, "20")],
     ),
     Case(
+        "the same cart, still open, changed again after the cooldown -> still once per cart",
+        [add("10:00"), add("10:00", "sku-2", day=8, session="s2")],
+        [(at("11:00"), "cart-1", ONE, "20")],
+    ),
+    Case(
+        "replaced by cart-2 after the cooldown, then cart-1 reopened -> cart-1 not again",
+        [
+            add("10:00"),
+            add("10:00", "sku-2", cart="cart-2", day=8, session="s2"),
+            add("10:00", "sku-3", day=16, session="s3"),
+        ],
+        [(at("11:00"), "cart-1", ONE, "20"), (at("11:00", day=8), "cart-2", (("sku-2", 1),), "20")],
+    ),
+    Case(
+        "a new cart after the first was bought and the cooldown passed -> its own trigger",
+        [add("10:00"), order("12:00", cart="cart-1"), add("10:00", cart="cart-2", day=8)],
+        [(at("11:00"), "cart-1", ONE, "20"), (at("11:00", day=8), "cart-2", ONE, "20")],
+    ),
+    Case(
         "a new cart replaces the first at 10:30 -> only the new cart triggers",
         [add("10:00"), add("10:30", "sku-2", cart="cart-2")],
         [(at("11:30"), "cart-2", (("sku-2", 1),), "20")],
@@ -130,6 +154,93 @@ CASES = [
         config=TriggerConfig(cart_wait=timedelta(hours=2)),
     ),
 ]
+
+
+# One decision per cart, through the policy: whatever the outcome (sent,
+# held out, suppressed, capped without a second offer), the cart's trigger id
+# gets one final decision, however often the cart changes afterwards. Rows:
+# (offered at, cart, outcome, attempt) of every cart decision.
+Decided = tuple[datetime, str, str, int]
+
+
+class DecisionCase(NamedTuple):
+    story: str
+    events: list[Timed]
+    expected: list[Decided]
+    policy: PolicyConfig = OPEN
+
+
+DECISIONS = [
+    DecisionCase(
+        "consented: sent at 11:00; changed again after the cooldown -> no second decision",
+        [consent(), add("10:00"), add("10:00", "sku-2", day=8, session="s2")],
+        [(at("11:00"), "cart-1", "sent", 0)],
+    ),
+    DecisionCase(
+        "no consent: suppressed at 11:00; changed again the next day -> no second decision",
+        [add("10:00"), add("10:00", "sku-2", day=1, session="s2")],
+        [(at("11:00"), "cart-1", "suppressed", 0)],
+    ),
+    DecisionCase(
+        "held out: one holdout decision, the cart changing later gives none",
+        [consent(), add("10:00"), add("10:00", "sku-2", day=8, session="s2")],
+        [(at("11:00"), "cart-1", "holdout", 0)],
+        PolicyConfig(holdout_share=1.0),
+    ),
+    DecisionCase(
+        "capped by a discount offer at 10:00 -> offered once more when the cap frees, sent",
+        [consent(), scored(page("10:00"), 0.9), add("10:05")],
+        [(at("11:05"), "cart-1", "capped", 0), (at("02:00", day=1), "cart-1", "sent", 1)],
+    ),
+    DecisionCase(
+        "capped, the cap frees too late for a second offer -> final, a later change gives none",
+        [
+            consent(),
+            scored(page("10:00"), 0.9),
+            add("10:05"),
+            add("10:00", "sku-2", day=3, session="s2"),
+        ],
+        [(at("11:05"), "cart-1", "capped", 0)],
+        PolicyConfig(holdout_share=0, cap_window=timedelta(hours=48)),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", DECISIONS, ids=[case.story for case in DECISIONS])
+def test_one_decision_per_cart(case: DecisionCase) -> None:
+    timeline = run(case.events, policy=case.policy)
+    got = [
+        (f.candidate.offered_at, f.candidate.key, f.decision.outcome.value, f.candidate.attempt)
+        for f in of_type(timeline, CART)
+        if f.decision is not None
+    ]
+    assert got == case.expected
+
+
+REASONS = [
+    (
+        "one unit -> singular",
+        [add("10:00")],
+        TriggerConfig(),
+        "Cart of 1 item worth 20.00 EUR left 60 min without checkout",
+    ),
+    (
+        "units of every line, also those the payload leaves out, and the whole value",
+        [add("10:00", "sku-1", price="12.5", quantity=2), add("10:01", "sku-2"), add("10:02", "x")],
+        TriggerConfig(cart_max_lines=1, cart_wait=timedelta(hours=2)),
+        "Cart of 4 items worth 65.00 EUR left 120 min without checkout",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("events", "config", "expected"), [r[1:] for r in REASONS], ids=[r[0] for r in REASONS]
+)
+def test_the_reason_counts_units_and_value(
+    events: list[Timed], config: TriggerConfig, expected: str
+) -> None:
+    (fired,) = of_type(run(events, config=config), CART)
+    assert fired.candidate.reason == expected
 
 
 def _payload(payload: object) -> CartPayload:

@@ -13,14 +13,17 @@ from typing import NamedTuple
 import pytest
 
 from schemas.triggers import HighIntentPayload
+from streams.core.policy import PolicyConfig
 from streams.core.triggers import high_intent
 from streams.core.triggers.base import Deadline, Score, TriggerConfig
 from tests.unit.test_trigger_timeline import (
     CUSTOMER,
     HIGH,
+    OPEN,
     Timed,
     add,
     at,
+    consent,
     delivered,
     history,
     of_type,
@@ -121,6 +124,96 @@ def test_high_intent_scenarios(case: Case) -> None:
         for f in of_type(timeline, HIGH)
     ]
     assert got == case.expected
+
+
+# One decision per session, through the policy: a customer who qualifies on
+# every page gets one decision for the session's trigger id, whatever it is.
+# Rows: (time, session, outcome) of every high-intent decision.
+class DecisionCase(NamedTuple):
+    story: str
+    events: list[Timed]
+    expected: list[tuple[datetime, str, str]]
+    policy: PolicyConfig = OPEN
+
+
+DECISIONS = [
+    DecisionCase(
+        "no consent, qualifies on three events -> one suppressed decision, not three",
+        [scored(page("10:00"), 0.9), scored(view("10:05"), 0.95), scored(add("10:10"), 0.9)],
+        [(at("10:00"), "s1", "suppressed")],
+    ),
+    DecisionCase(
+        "no consent, qualifies again in a new session the next day -> one decision each",
+        [
+            scored(page("10:00"), 0.9),
+            scored(page("10:05"), 0.9),
+            scored(page("10:00", day=1, session="s2"), 0.9),
+            scored(page("10:05", day=1, session="s2"), 0.9),
+        ],
+        [(at("10:00"), "s1", "suppressed"), (at("10:00", day=1), "s2", "suppressed")],
+    ),
+    DecisionCase(
+        "no consent, two devices taking turns (s1, s2, s1, s2) -> one decision per session",
+        [
+            scored(page("10:00"), 0.9),
+            scored(page("10:01", session="s2"), 0.9),
+            scored(page("10:02"), 0.9),
+            scored(page("10:03", session="s2"), 0.9),
+        ],
+        [(at("10:00"), "s1", "suppressed"), (at("10:01"), "s2", "suppressed")],
+    ),
+    DecisionCase(
+        "capped by a browse email at 09:00 -> one capped decision, never offered again",
+        [
+            consent(),
+            view("08:00", session="s0"),
+            scored(page("10:00"), 0.9),
+            scored(page("10:05"), 0.9),
+        ],
+        [(at("10:00"), "s1", "capped")],
+    ),
+    DecisionCase(
+        "consented -> sent once",
+        [consent(), scored(page("10:00"), 0.9), scored(page("10:05"), 0.9)],
+        [(at("10:00"), "s1", "sent")],
+    ),
+    DecisionCase(
+        "held out -> one holdout decision",
+        [consent(), scored(page("10:00"), 0.9), scored(page("10:05"), 0.9)],
+        [(at("10:00"), "s1", "holdout")],
+        PolicyConfig(holdout_share=1.0),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", DECISIONS, ids=[case.story for case in DECISIONS])
+def test_one_decision_per_session(case: DecisionCase) -> None:
+    timeline = run(case.events, policy=case.policy)
+    got = [
+        (f.candidate.occurred_at, f.candidate.key, f.decision.outcome.value)
+        for f in of_type(timeline, HIGH)
+        if f.decision is not None
+    ]
+    assert got == case.expected
+
+
+REASONS = [
+    (0.86, TriggerConfig(), "Purchase propensity 0.86 ≥ 0.80 in a session without an order"),
+    (0.8, TriggerConfig(), "Purchase propensity 0.80 ≥ 0.80 in a session without an order"),
+    (
+        0.6549,
+        TriggerConfig(high_intent_threshold=0.65),
+        "Purchase propensity 0.65 ≥ 0.65 in a session without an order",
+    ),
+]
+
+
+@pytest.mark.parametrize(("probability", "config", "expected"), REASONS)
+def test_the_reason_gives_the_score_and_the_threshold(
+    probability: float, config: TriggerConfig, expected: str
+) -> None:
+    (fired,) = of_type(run([scored(page("10:00"), probability)], config=config), HIGH)
+    assert fired.candidate.reason == expected
 
 
 def test_the_offer_carries_the_discount_its_expiry_and_the_session_products() -> None:

@@ -8,11 +8,12 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from schemas.triggers import (
+    MAX_REASON_CHARS,
     Arm,
     BrowsePayload,
     CartItem,
@@ -32,8 +33,18 @@ from streams.core.profile import Profile, Tombstone
 from streams.core.reducer import ProfileConfig, apply
 from streams.core.rfm import Segment
 from streams.core.triggers import RULES, evaluate_deadline, evaluate_event, tier
-from streams.core.triggers.base import Deadline, Score, TriggerConfig
-from tests.unit.test_trigger_timeline import BROWSE, CUSTOMER, add, at, page, view
+from streams.core.triggers.base import MAX_REASON_ID_CHARS, Deadline, Score, TriggerConfig
+from tests.unit.test_trigger_timeline import (
+    BROWSE,
+    CUSTOMER,
+    Timed,
+    add,
+    at,
+    page,
+    run,
+    scored,
+    view,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -166,6 +177,46 @@ def test_a_score_outside_zero_one_is_refused(probability: float) -> None:
         Score(probability, "m1")
 
 
+# --- reasons -----------------------------------------------------------------
+
+_ids = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_.", min_size=1, max_size=128)
+_prices = st.decimals(min_value=0, max_value=Decimal("99999999999999.9999"), places=4)
+_waits = st.integers(min_value=1, max_value=10 * 366 * 24 * 60).map(lambda m: timedelta(minutes=m))
+
+
+@settings(max_examples=100, deadline=None)
+@given(product=_ids, price=_prices, quantity=st.integers(1, 10_000), wait=_waits, p=unit)
+def test_every_reason_is_one_bounded_sentence_that_never_names_the_customer(
+    product: str, price: Decimal, quantity: int, wait: timedelta, p: float
+) -> None:
+    customer = "CUSTOMER-7"  # upper case: never part of a generated product id
+    config = TriggerConfig(browse_wait=wait, cart_wait=wait, high_intent_threshold=0.0)
+    until = at("10:00") + wait
+    stories: list[list[Timed]] = [
+        [view("10:00", product, price=str(price), customer=customer)],
+        [add("10:00", product, price=str(price), quantity=quantity, customer=customer)],
+        [scored(page("10:00", customer=customer), p)],
+    ]
+    reasons = [
+        fired.candidate.reason
+        for events in stories
+        for fired in run(events, config=config, until=until).fired
+    ]
+    assert len(reasons) == 3
+    for reason in reasons:
+        assert 0 < len(reason) <= MAX_REASON_CHARS
+        assert customer not in reason
+        assert "\n" not in reason
+
+
+def test_a_long_product_id_is_cut_in_the_reason_not_in_the_payload() -> None:
+    long_id = "p" * 128
+    (fired,) = run([view("10:00", long_id)]).fired
+    assert f"latest: {'p' * (MAX_REASON_ID_CHARS - 1)}…," in fired.candidate.reason
+    assert isinstance(fired.candidate.payload, BrowsePayload)
+    assert fired.candidate.payload.products[0].product_id == long_id
+
+
 def test_a_deadline_round_trips_through_bytes() -> None:
     deadline = Deadline(customer_id=CUSTOMER, rule=BROWSE, key="s1", due_at=at("11:00"), attempt=1)
     assert Deadline.from_bytes(deadline.to_bytes()) == deadline
@@ -207,6 +258,7 @@ def _message(trigger_type: TriggerType, **changes: Any) -> TriggerMessage:
         "model_version": "purchase-v3",
         "locale": "fr-FR",
         "time_zone": "Europe/Paris",
+        "reason": "Why it fired",
         "payload": PAYLOADS[trigger_type],
     }
     return TriggerMessage(**{**fields, **changes})
@@ -258,6 +310,7 @@ def test_a_decision_message_round_trips_and_needs_a_reason_unless_sent() -> None
         "key": "cart-1",
         "outcome": Outcome.capped,
         "reason": DecisionReason.frequency_cap,
+        "trigger_reason": "Why it fired",
         "tier": Tier.vip,
         "occurred_at": T,
         "decided_at": T,

@@ -404,6 +404,28 @@ def test_replaying_the_same_events_gives_the_same_bytes() -> None:
     assert kinds == {BROWSE, CART, HIGH}
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_a_trigger_id_is_decided_for_good_at_most_once_and_last(seed: int) -> None:
+    # Half the shop never consented: their triggers are suppressed, and a
+    # suppressed trigger must not be decided again on the next qualifying event.
+    events = [
+        item
+        for item in _shop(seed=seed)
+        if not (isinstance(item, ConsentChanged) and item.customer_id[-1] in "02468")
+    ]
+    timeline = run(events, policy=PolicyConfig(cap_window=timedelta(hours=2)))
+    by_trigger: dict[str, list[bool]] = {}
+    for fired in timeline.fired:
+        assert fired.decision is not None
+        by_trigger.setdefault(fired.candidate.trigger_id, []).append(fired.decision.final)
+    assert any(len(finals) > 1 for finals in by_trigger.values())  # re-offers happen
+    for finals in by_trigger.values():
+        # Capped-and-offered-again decisions first, then at most one final one.
+        assert not any(finals[:-1])
+    outcomes = {f.decision.outcome for f in timeline.fired if f.decision}
+    assert {Outcome.suppressed, Outcome.capped, Outcome.sent} <= outcomes
+
+
 def test_deciding_a_tombstone_suppresses_as_erased() -> None:
     timeline = run([consent(), view("10:00")], policy=OPEN)
     (fired,) = timeline.fired

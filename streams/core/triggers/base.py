@@ -27,6 +27,17 @@ Time conventions, shared by every rule:
   event does not fire a deadline already passed.
 * Setting a deadline replaces the pending one with the same
   :class:`DeadlineKey`; cancelling one that is not pending does nothing.
+
+One decision per key: once the policy has decided a rule's trigger about a
+key (a cart, a session) for good, whatever the outcome, the rule offers that
+key no more (:func:`decided`); only a capped trigger the policy offers once
+more stays open until that second offer is decided.
+
+Every candidate carries a ``reason``: one sentence built from the same
+inputs as its payload (counts, product ids, amounts, the rule's windows and
+thresholds), never from anything personal. A product id is cut to
+:data:`MAX_REASON_ID_CHARS`, which keeps every sentence well under
+:data:`~schemas.triggers.MAX_REASON_CHARS` (ids may be 128 characters).
 """
 
 from __future__ import annotations
@@ -41,7 +52,14 @@ from typing import TYPE_CHECKING, Final, NamedTuple, Protocol, TypeAlias
 from pydantic import Field
 
 from schemas.common import UtcDatetime
-from schemas.triggers import Tier, TriggerPayload, TriggerType, ViewedProduct, trigger_id
+from schemas.triggers import (
+    Reason,
+    Tier,
+    TriggerPayload,
+    TriggerType,
+    ViewedProduct,
+    trigger_id,
+)
 from streams.core.frozen import FrozenModel
 
 if TYPE_CHECKING:
@@ -51,6 +69,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EMPTY",
+    "MAX_REASON_ID_CHARS",
     "Candidate",
     "Deadline",
     "DeadlineKey",
@@ -63,6 +82,9 @@ __all__ = [
     "Tier",
     "TriggerConfig",
     "TriggerType",
+    "clip",
+    "decided",
+    "minutes",
     "session_key",
     "tier",
     "viewed_products",
@@ -230,7 +252,8 @@ class Candidate(FrozenModel):
     policy: the same, except for a second offer after the frequency cap
     (``attempt`` 1). ``reoffer`` says whether a capped candidate may be
     offered once more (an offer about a session that is over would be
-    stale).
+    stale). ``reason`` says why the rule fired, for people reading the
+    trigger or its decision.
     """
 
     customer_id: str
@@ -242,6 +265,7 @@ class Candidate(FrozenModel):
     reoffer: bool
     tier: Tier
     score: Score | None
+    reason: Reason
     payload: TriggerPayload
 
     @property
@@ -269,6 +293,9 @@ class RuleResult:
 EMPTY: Final = RuleResult()
 """Nothing to do."""
 
+MAX_REASON_ID_CHARS: Final = 40
+"""Longest product id a reason quotes; longer ones are cut (see :func:`clip`)."""
+
 OnEvent: TypeAlias = Callable[
     ["Profile", "InboundEvent", ScoreLike | None, datetime, TriggerConfig], RuleResult
 ]
@@ -291,6 +318,22 @@ class Rule(NamedTuple):
 def within(last: datetime | None, at: datetime, window: timedelta) -> bool:
     """Tell whether ``last`` is less than ``window`` away from ``at`` (either side)."""
     return last is not None and abs(at - last) < window
+
+
+def decided(profile: Profile, trigger_type: TriggerType, key: str) -> bool:
+    """Tell whether the trigger of ``trigger_type`` about ``key`` was already decided for good."""
+    return key in profile.decided_keys.get(trigger_type, ())
+
+
+def clip(text: str) -> str:
+    """Cut an id a reason quotes to :data:`MAX_REASON_ID_CHARS`; an ellipsis marks the cut."""
+    limit = MAX_REASON_ID_CHARS
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def minutes(window: timedelta) -> str:
+    """Write a window as whole minutes for a reason: ``"60 min"``."""
+    return f"{window // timedelta(minutes=1)} min"
 
 
 def session_key(session: Session) -> str:

@@ -12,7 +12,14 @@ viewed products, most recent first, without repeats, at most
 Not for a customer whose last order is less than ``browse_recent_order``
 before the deadline (or any time after it), and at most one browse trigger
 per ``browse_reentry`` (``profile.last_trigger_at``, written by the policy
-for sent and held-out triggers).
+for sent and held-out triggers). A session whose trigger was decided for
+good (sent, held out, suppressed, capped without a second offer) is not
+offered again, so a customer who may not be emailed and keeps viewing in
+the same session gets one ``suppressed`` decision, not one per deadline.
+
+The reason reads "Viewed 3 products (latest: sku-1, 89.00 EUR) and left 60
+min ago without adding to cart": the session's products at the minimum
+price or more, the latest of them, and ``browse_wait``.
 
 If the customer has moved on to another session by the time the deadline
 fires, there is no trigger: the new session has its own deadline, and the old
@@ -26,7 +33,7 @@ from typing import TYPE_CHECKING, Final
 
 from schemas.cart import CartAdd, CartRemove, CheckoutStarted, OrderCompleted
 from schemas.clickstream import ProductView
-from schemas.triggers import BrowsePayload
+from schemas.triggers import BrowsePayload, ViewedProduct
 from streams.core.triggers.base import (
     EMPTY,
     Candidate,
@@ -37,7 +44,10 @@ from streams.core.triggers.base import (
     ScoreLike,
     TriggerConfig,
     TriggerType,
+    clip,
+    decided,
     in_session,
+    minutes,
     session_key,
     tier,
     viewed_products,
@@ -68,11 +78,25 @@ def _carted(profile: Profile, session: Session, until: datetime) -> bool:
     return cart is not None and session.started_at <= cart.changed_at < until
 
 
-def _blocked(profile: Profile, at: datetime, config: TriggerConfig) -> bool:
+def _blocked(profile: Profile, key: str, at: datetime, config: TriggerConfig) -> bool:
     last_order = profile.purchases.last_order_at
     if last_order is not None and last_order > at - config.browse_recent_order:
         return True
+    if decided(profile, TRIGGER_TYPE, key):
+        return True
     return within(profile.last_trigger_at.get(TRIGGER_TYPE), at, config.browse_reentry)
+
+
+def _reason(session: Session, latest: ViewedProduct, config: TriggerConfig) -> str:
+    # Counts the session's products at the minimum price or more (the payload
+    # may carry fewer); the latest is the first product the email shows.
+    count = sum(1 for seen in session.products if seen.price >= config.browse_min_price)
+    noun = "product" if count == 1 else "products"
+    return (
+        f"Viewed {count} {noun} (latest: {clip(latest.product_id)}, "
+        f"{latest.price:.2f} {latest.currency}) and left {minutes(config.browse_wait)} ago "
+        "without adding to cart"
+    )
 
 
 def on_event(
@@ -115,7 +139,7 @@ def on_event(
     if isinstance(event, ProductView):
         if event.price < config.browse_min_price:
             return EMPTY
-        if _carted(profile, session, due) or _blocked(profile, due, config):
+        if _carted(profile, session, due) or _blocked(profile, ref.key, due, config):
             return RuleResult(deadlines_cancelled=(ref,))
         if due <= now:  # a late view: its deadline has already passed
             return EMPTY
@@ -146,7 +170,7 @@ def on_deadline(
     due = _due(session, config)
     if due is None or deadline.due_at < due:  # a later view moved the deadline
         return EMPTY
-    if _carted(profile, session, deadline.due_at) or _blocked(profile, due, config):
+    if _carted(profile, session, deadline.due_at) or _blocked(profile, deadline.key, due, config):
         return EMPTY
     products = viewed_products(session, config.browse_max_products, config.browse_min_price)
     candidate = Candidate(
@@ -159,6 +183,7 @@ def on_deadline(
         reoffer=True,
         tier=tier(score, config),
         score=Score.of(score),
+        reason=_reason(session, products[0], config),
         payload=BrowsePayload(products=products),
     )
     return RuleResult(candidates=(candidate,))

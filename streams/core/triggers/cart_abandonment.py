@@ -9,6 +9,13 @@ same however often the cart is offered: at most one email per cart reaches
 the ESP) carrying its lines (at most ``cart_max_lines``), its line count and
 its whole value.
 
+Once per cart: a cart whose trigger was decided for good (sent, held out,
+suppressed, capped without a second offer) is never offered again, also not
+when it is still open and changes after the cooldown.
+
+The reason reads "Cart of 2 items worth 120.00 EUR left 60 min without
+checkout": the units in the whole cart, its value and ``cart_wait``.
+
 Only the open cart is chased: a cart replaced by another one has no trigger,
 and neither does a cart that was checked out (even if it stays open).
 """
@@ -30,6 +37,8 @@ from streams.core.triggers.base import (
     ScoreLike,
     TriggerConfig,
     TriggerType,
+    decided,
+    minutes,
     tier,
     within,
 )
@@ -50,6 +59,16 @@ def _chaseable(profile: Profile, cart: Cart, due: datetime, config: TriggerConfi
         and cart.checkout_started_at is None
         and cart.value >= config.cart_min_value
         and not within(profile.last_trigger_at.get(TRIGGER_TYPE), due, config.cart_cooldown)
+        and not decided(profile, TRIGGER_TYPE, cart.cart_id)
+    )
+
+
+def _reason(cart: Cart, currency: str, config: TriggerConfig) -> str:
+    units = sum(line.quantity for line in cart.lines.values())
+    noun = "item" if units == 1 else "items"
+    return (
+        f"Cart of {units} {noun} worth {cart.value:.2f} {currency} "
+        f"left {minutes(config.cart_wait)} without checkout"
     )
 
 
@@ -141,6 +160,7 @@ def on_deadline(
         reoffer=True,
         tier=tier(score, config),
         score=Score.of(score),
+        reason=_reason(cart, currency, config),
         payload=payload,
     )
     return RuleResult(candidates=(candidate,))

@@ -7,10 +7,16 @@ candidate at once (no deadline): a discount offer of
 with the session's viewed products for context. At most one per
 ``high_intent_cooldown`` (``profile.last_trigger_at``).
 
-Every qualifying event gives a candidate until one is sent or held out (the
-cooldown starts then); they share the session's trigger id, so the ESP still
-receives at most one per session. A capped offer is not offered again: by the
-time the cap frees, the session it was for is over.
+One decision per session: the first qualifying event gives a candidate, and
+once the policy has decided it, whatever the outcome, later events of the
+session offer nothing (``profile.decided_keys``). So a customer who may not
+be emailed gets one ``suppressed`` decision per session, not one per page
+they open. A capped offer is not offered again either (its candidate says
+``reoffer=False``): by the time the cap frees, the session it was for is
+over.
+
+The reason reads "Purchase propensity 0.86 ≥ 0.80 in a session without an
+order": the score, rounded to two places, and ``high_intent_threshold``.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from streams.core.triggers.base import (
     ScoreLike,
     TriggerConfig,
     TriggerType,
+    decided,
     in_session,
     session_key,
     tier,
@@ -97,6 +104,9 @@ def on_event(
         return EMPTY
     if within(profile.last_trigger_at.get(TRIGGER_TYPE), at, config.high_intent_cooldown):
         return EMPTY
+    key = session_key(session)
+    if decided(profile, TRIGGER_TYPE, key):
+        return EMPTY
     offer = Offer(
         discount_percent=config.high_intent_discount_percent,
         expires_at=at + config.high_intent_offer_validity,
@@ -104,12 +114,16 @@ def on_event(
     candidate = Candidate(
         customer_id=profile.customer_id,
         trigger_type=TRIGGER_TYPE,
-        key=session_key(session),
+        key=key,
         occurred_at=at,
         offered_at=at,
         reoffer=False,
         tier=tier(score, config),
         score=Score.of(score),
+        reason=(
+            f"Purchase propensity {score.probability:.2f} ≥ "
+            f"{config.high_intent_threshold:.2f} in a session without an order"
+        ),
         payload=HighIntentPayload(
             offer=offer, products=viewed_products(session, config.high_intent_max_products)
         ),

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from streams.core.clock import Watermark
 from streams.core.policy import Decision, PolicyConfig, apply_decision, decide, reoffer
-from streams.core.profile import Profile, Tombstone, record_trigger
+from streams.core.profile import Profile, Tombstone, record_decided, record_trigger
 from streams.core.reducer import ProfileConfig, apply
 from streams.core.triggers.base import (
     Candidate,
@@ -44,7 +44,8 @@ class Fired:
     """A candidate, when the clock stood when it came, and the policy's decision.
 
     ``decision`` is None when :func:`replay` ran without a policy (every
-    candidate then counts as sent, for the rules' own cooldowns).
+    candidate then counts as sent, for the rules' own cooldowns and their
+    one decision per key).
     """
 
     candidate: Candidate
@@ -79,7 +80,8 @@ def replay(
     """Run scored events (in arrival order) through the whole core.
 
     ``states`` are the customers' states before the first event. With
-    ``policy`` None, candidates are not decided, only recorded as sent.
+    ``policy`` None, candidates are not decided, only recorded as sent (and
+    decided for good).
     """
     profile_config = profile_config or ProfileConfig()
     trigger_config = trigger_config or TriggerConfig()
@@ -99,8 +101,8 @@ def replay(
             decision = None
             if policy is None:
                 if isinstance(state, Profile):
-                    at = candidate.offered_at
-                    state = record_trigger(state, candidate.trigger_type.value, at)
+                    kind, at = candidate.trigger_type.value, candidate.offered_at
+                    state = record_decided(record_trigger(state, kind, at), kind, candidate.key)
             else:
                 decision = decide(state, candidate, now, policy, salt)
                 state = apply_decision(state, decision)
