@@ -1,7 +1,7 @@
 """A simulated shop through a real worker: every trigger type, and the policy held throughout.
 
 A day of 1,000 simulated customers (about 5,900 events) is replayed in event
-time, each partition in order (:class:`~tests.integration.test_triggers_replay.InOrder`
+time, each partition in order (:class:`~tests.support.ordered.InOrder`
 explains why), and what the worker published is checked against what the
 events say, worked out here independently of the engine:
 
@@ -37,13 +37,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from schemas import InboundEvent, encode
 from streams.simulator import SimulationConfig, events
-from tests.integration.test_triggers_replay import (
-    EVENT_TIME,
-    send_in_order,
-    values,
-    wait_caught_up,
-)
+from tests.integration.test_triggers_replay import EVENT_TIME, values
 from tests.support.kafka_io import read_all
+from tests.support.ordered import send_in_order, wait_caught_up
 from tests.support.worker import WorkerEnv, running_worker, scrape
 
 pytestmark = pytest.mark.integration
