@@ -10,9 +10,10 @@ its dimensions as labels. The dashboards in ``deploy/grafana/`` and the rules
 in ``deploy/prometheus/rules/`` refer to these names; a test checks that every
 name they use is defined here (or recorded by a rule).
 
-Some metrics are defined before the code that updates them (models,
-triggers, attribution, watermarks) so dashboards and alerts can be written
-once; they expose no samples until that code calls ``.labels(...)``.
+A labelled metric exposes a series once code calls ``.labels(...)``. The
+drift counter starts at zero for every model instead: drift is rare, and
+without a zero sample its first increment would not show in ``increase()``
+and its panel and alert would read nothing until then.
 
 A worker is one process (Faust runs its agents on one event loop), so the
 default ``CollectorRegistry`` is exact; ``prometheus_client``'s multiprocess
@@ -76,15 +77,17 @@ ARMS = ("treatment", "holdout")
 DECISION_OUTCOMES = ("sent", "suppressed", "capped", "holdout", "deferred")
 """Outcomes of ``nudge_trigger_decisions_total`` (the policy's decisions)."""
 
+MODELS = ("purchase", "engagement")
+"""Models every worker scores with (``streams.models.model_configs``), for ``model`` labels."""
+
 
 @dataclass(frozen=True)
 class Metrics:
     """Everything a Nudge worker counts.
 
     Updating code calls ``.labels(...)`` then ``.inc()``, ``.set()`` or
-    ``.observe()``. Counters of rare events (drift) should be touched once at
-    start-up with ``.labels(model)`` so their first increment shows in
-    ``increase()``.
+    ``.observe()``; :meth:`create` already holds the drift counter at zero for
+    each of :data:`MODELS`.
     """
 
     registry: CollectorRegistry
@@ -113,7 +116,7 @@ class Metrics:
         """Register Nudge's metrics on ``registry``."""
         build = Info("nudge_build", "The running Nudge version.", registry=registry)
         build.info({"version": _version()})
-        return cls(
+        metrics = cls(
             registry=registry,
             events_consumed=Counter(
                 "nudge_events_consumed_total",
@@ -212,6 +215,9 @@ class Metrics:
                 registry=registry,
             ),
         )
+        for model in MODELS:
+            metrics.model_drift.labels(model)  # a zero sample, so the first drift shows
+        return metrics
 
     def watch_worker(self, app: Any, table: Any, topics: Mapping[str, str]) -> None:
         """Report a Faust worker's consumer lag and profile table size at scrape time.

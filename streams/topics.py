@@ -62,7 +62,25 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         # One training partition: one trainer sees every example, once.
         partitions = 1 if role == "training" else settings.topic_partitions
         specs.append(TopicSpec(name, partitions, replicas))
+    # The tables' changelogs too: Faust creates a missing one just before it
+    # subscribes, and on a busy broker the metadata may not list it yet; a
+    # table written then fails ("changelog topic has 0 partitions") until the
+    # consumer re-reads metadata minutes later.
+    compacted = {"cleanup.policy": "compact"}
+    for table, fixed in CHANGELOGS.items():
+        name = f"{settings.app_id}-{table}-changelog"
+        count = settings.topic_partitions if fixed is None else fixed
+        specs.append(TopicSpec(name, count, replicas, compacted))
     return specs
+
+
+CHANGELOGS: dict[str, int | None] = {
+    "profiles": None,
+    "deadlines": None,
+    "labels": None,
+    "model-snapshots": 1,
+}
+"""Each table of the worker and its changelog's partition count (None: co-partitioned)."""
 
 
 def _admin_client(bootstrap_servers: str) -> Any:

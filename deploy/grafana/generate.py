@@ -254,11 +254,11 @@ TRIGGERS = Dashboard(
                 ),
                 Panel(
                     "Triggers sent by type",
-                    "Triggers handed to the ESP (triggers.outbound).",
+                    "Triggers handed to the ESP (triggers.outbound), deferred ones included.",
                     (
                         q(
                             "sum by (trigger_type) (rate(nudge_trigger_decisions_total"
-                            f'{{outcome="sent", {WORKERS}}}[{RATE}]))',
+                            f'{{outcome=~"sent|deferred", {WORKERS}}}[{RATE}]))',
                             "{{trigger_type}}",
                         ),
                     ),

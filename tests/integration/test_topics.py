@@ -30,7 +30,8 @@ def settings_with_unique_topics(partitions: int, suffix: str) -> Settings:
             "clock",
         )
     }
-    return Settings(topic_partitions=partitions, **names)  # type: ignore[arg-type]
+    app_id = f"nudge-{suffix}"  # its table changelogs are created too
+    return Settings(topic_partitions=partitions, app_id=app_id, **names)  # type: ignore[arg-type]
 
 
 def test_concurrent_workers_create_every_topic_exactly_once(kafka_bootstrap: str) -> None:

@@ -11,12 +11,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streams.metrics import (
     FAUST_OFFSET_KEY,
+    MODELS,
     ConsumerLagCollector,
     Metrics,
     PartitionLag,
     faust_consumer_lag,
     faust_table_entries,
 )
+from streams.models import model_configs
+from streams.settings import Settings
 
 pytestmark = pytest.mark.unit
 
@@ -109,7 +112,13 @@ def worker_metrics(app: Any, table: Any) -> Metrics:
 def test_every_family_is_exposed_even_before_anything_updates_it() -> None:
     metrics = worker_metrics(FakeApp(), table=object())
     families = exposition(metrics.registry)
-    nudge = {name: family.type for name, family in families.items() if name.startswith("nudge_")}
+    # The text format shows a labelled counter's creation time (here the drift
+    # counter's zero children) as a gauge family of its own, `<name>_created`.
+    nudge = {
+        name: family.type
+        for name, family in families.items()
+        if name.startswith("nudge_") and not name.endswith("_created")
+    }
     assert nudge == EXPECTED_FAMILIES
 
 
@@ -137,7 +146,7 @@ def test_each_test_gets_its_own_registry_and_a_registry_takes_one_set() -> None:
         Metrics.create(first)
 
 
-def test_metrics_for_later_work_take_the_labels_dashboards_use() -> None:
+def test_labelled_metrics_take_the_labels_dashboards_use() -> None:
     metrics = Metrics.create(CollectorRegistry())
     metrics.trigger_decisions.labels(trigger_type="cart_abandonment", outcome="sent").inc()
     metrics.event_to_trigger.labels(trigger_type="cart_abandonment").observe(0.4)
@@ -160,6 +169,19 @@ def test_metrics_for_later_work_take_the_labels_dashboards_use() -> None:
         s for s in families["nudge_event_to_trigger_seconds"].samples if s.name.endswith("_bucket")
     ]
     assert {s.labels["le"] for s in buckets} >= {"0.5", "60.0", "+Inf"}
+
+
+def test_drift_starts_at_zero_for_every_model_the_worker_scores_with() -> None:
+    # A zero sample per model, so the first drift shows in increase() and the
+    # drift panel and alert read a series before any drift happened.
+    assert set(MODELS) == set(model_configs(Settings()))
+    metrics = Metrics.create(CollectorRegistry())
+    assert samples(metrics.registry, "nudge_model_drift") == {
+        (("model", "purchase"),): 0.0,
+        (("model", "engagement"),): 0.0,
+    }
+    metrics.model_drift.labels(model="purchase").inc()
+    assert samples(metrics.registry, "nudge_model_drift")[(("model", "purchase"),)] == 1.0
 
 
 def test_lag_is_highwater_minus_committed_per_assigned_inbound_partition() -> None:

@@ -78,8 +78,14 @@ def test_every_topic_is_co_partitioned_and_fits_dead_letters() -> None:
         "triggers.decisions",
         "nudge.training",
         "nudge.clock",
+        "nudge-profiles-changelog",
+        "nudge-deadlines-changelog",
+        "nudge-labels-changelog",
+        "nudge-model-snapshots-changelog",
     }
     assert specs.pop("nudge.training").partitions == 1
+    assert specs.pop("nudge-model-snapshots-changelog").partitions == 1
+    assert specs["nudge-profiles-changelog"].configs == {"cleanup.policy": "compact"}
     assert {spec.partitions for spec in specs.values()} == {5}
     inbound_limit = int(specs["cart"].configs["max.message.bytes"])
     deadletter_limit = int(specs["events.deadletter"].configs["max.message.bytes"])
