@@ -31,6 +31,7 @@ from streams.core.profile_view import profile_document
 from streams.core.reducer import ProfileConfig
 from streams.core.triggers.base import TriggerConfig
 from streams.ingest import CustomerStore, Ingestor, Partitions, Sink, fire_due, utc_now
+from streams.kafka_security import broker_credentials, kafka_python_options
 from streams.logs import logging_config
 from streams.metrics import Metrics
 from streams.models import ModelRegistry, TrainerHost, model_configs
@@ -59,7 +60,10 @@ class NudgeApp(faust.App):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         if settings.create_topics:
             await asyncio.to_thread(
-                ensure_topics, settings.bootstrap_servers, topic_specs(settings)
+                ensure_topics,
+                settings.bootstrap_servers,
+                topic_specs(settings),
+                client_options=kafka_python_options(settings),
             )
         await super().on_first_start()
 
@@ -164,6 +168,7 @@ def faust_options(settings: Settings) -> dict[str, Any]:
     """Translate Nudge's settings into Faust's, with safe defaults for production."""
     return {
         "broker": [f"kafka://{server.strip()}" for server in settings.bootstrap_servers.split(",")],
+        "broker_credentials": broker_credentials(settings),
         "store": settings.store,
         "datadir": str(settings.data_dir),
         "autodiscover": False,
@@ -176,7 +181,7 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "broker_rebalance_timeout": settings.consumer_session_timeout_seconds,
         "broker_commit_interval": settings.commit_interval_seconds,
         "consumer_auto_offset_reset": settings.auto_offset_reset,
-        "logging_config": logging_config(settings.log_format),
+        "logging_config": logging_config(settings.log_format, secrets=settings.secrets()),
         "producer_max_request_size": settings.deadletter_max_message_bytes + 64 * 1024,
         "consumer_max_fetch_size": settings.deadletter_max_message_bytes,
         "web_bind": settings.web_bind,

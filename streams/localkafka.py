@@ -54,12 +54,15 @@ __all__ = [
     "BrokerStatus",
     "LocalKafka",
     "LocalKafkaError",
+    "SecureListeners",
+    "TlsFiles",
     "broker_ready",
     "default_cache_dir",
     "developer_broker",
     "free_port",
     "free_ports",
     "kafka_version",
+    "make_tls_files",
     "resolve_jars",
     "run_command",
 ]
@@ -107,6 +110,191 @@ class BrokerStatus:
     pid: int | None
     bootstrap_servers: str
     data_dir: Path
+
+
+SecureProtocol = Literal["SASL_PLAINTEXT", "SSL", "SASL_SSL"]
+
+_SAFE_CREDENTIAL = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+@dataclass(frozen=True)
+class SecureListeners:
+    """Client listeners that authenticate (SASL) or encrypt (TLS), for testing Nudge's settings.
+
+    They are added beside the PLAINTEXT listener, which stays: the readiness
+    probe and the broker's own traffic use it. A SASL listener accepts
+    ``users`` over PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 (SCRAM credentials
+    are written into the KRaft metadata when the storage is formatted, so
+    they exist only on a broker started on fresh storage). TLS listeners
+    present ``keystore``; with ``truststore`` the SSL listener (not SASL_SSL)
+    also requires a client certificate signed by one of its CAs.
+    """
+
+    ports: Mapping[SecureProtocol, int]
+    users: Mapping[str, str] = field(default_factory=dict)
+    """User name to password; letters, digits, ``._-`` only (they go into JAAS and CLI syntax)."""
+    keystore: Path | None = None
+    """PEM file: the broker's unencrypted PKCS#8 private key, then its certificate chain."""
+    truststore: Path | None = None
+    """PEM CA certificates the SSL listener verifies client certificates against."""
+
+    def __post_init__(self) -> None:
+        for text in (*self.users, *self.users.values()):
+            if not _SAFE_CREDENTIAL.match(text):
+                raise LocalKafkaError("user names and passwords may hold only A-Z a-z 0-9 . _ -")
+        if self.keystore is None and any(name.endswith("SSL") for name in self.ports):
+            raise LocalKafkaError("a TLS listener needs a keystore")
+
+    def bootstrap(self, protocol: SecureProtocol) -> str:
+        """``host:port`` of the listener speaking ``protocol``."""
+        return f"{HOST}:{self.ports[protocol]}"
+
+    def properties(self, port: int, controller_port: int) -> str:
+        """Broker properties adding these listeners, to append to the rendered template.
+
+        In a ``.properties`` file a key given again overrides the earlier
+        value, so ``listeners`` and its companions are restated in full.
+        """
+        plain = [f"PLAINTEXT://{HOST}:{port}"]
+        controller = [f"CONTROLLER://{HOST}:{controller_port}"]
+        extra = [f"{name}://{HOST}:{number}" for name, number in self.ports.items()]
+        protocols = ["PLAINTEXT:PLAINTEXT", "CONTROLLER:PLAINTEXT"]
+        protocols += [f"{name}:{name}" for name in self.ports]
+        lines = [
+            "",
+            "# Secure listeners (streams/localkafka.py SecureListeners); keys repeated",
+            "# from above override them.",
+            "listeners=" + ",".join(plain + controller + extra),
+            "advertised.listeners=" + ",".join(plain + extra),
+            "listener.security.protocol.map=" + ",".join(protocols),
+        ]
+        sasl = [name for name in self.ports if name.startswith("SASL_")]
+        if sasl:
+            lines.append("sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512")
+        plain_users = " ".join(f'user_{name}="{secret}"' for name, secret in self.users.items())
+        for name in sasl:
+            prefix = f"listener.name.{name.lower()}"
+            lines.append(
+                f"{prefix}.plain.sasl.jaas.config="
+                f"org.apache.kafka.common.security.plain.PlainLoginModule required {plain_users};"
+            )
+            for mechanism in ("scram-sha-256", "scram-sha-512"):
+                lines.append(
+                    f"{prefix}.{mechanism}.sasl.jaas.config="
+                    "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+                )
+        if self.keystore is not None:
+            lines += [
+                "ssl.keystore.type=PEM",
+                f"ssl.keystore.location={_properties_escape(str(self.keystore))}",
+            ]
+        if self.truststore is not None and "SSL" in self.ports:
+            lines += [
+                "ssl.truststore.type=PEM",
+                f"ssl.truststore.location={_properties_escape(str(self.truststore))}",
+                "listener.name.ssl.ssl.client.auth=required",
+            ]
+        return "\n".join(lines) + "\n"
+
+    def scram_arguments(self) -> list[str]:
+        """``kafka-storage format`` arguments creating every user's SCRAM credentials."""
+        return [
+            argument
+            for name, secret in self.users.items()
+            for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512")
+            for argument in ("--add-scram", f"{mechanism}=[name={name},password={secret}]")
+        ]
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files of a throwaway CA, a broker certificate for 127.0.0.1 and a client certificate."""
+
+    ca: Path
+    keystore: Path
+    """The broker's private key and certificate, for :attr:`SecureListeners.keystore`."""
+    client_certificate: Path
+    client_key: Path
+    """Encrypted with the password given to :func:`make_tls_files`."""
+
+
+_OPENSSL_CONFIG = """\
+[req]
+distinguished_name = name
+prompt = no
+[name]
+CN = Nudge test
+[ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[broker]
+basicConstraints = CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1, DNS:localhost
+authorityKeyIdentifier = keyid
+[client]
+basicConstraints = CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = clientAuth
+authorityKeyIdentifier = keyid
+"""
+
+
+def make_tls_files(directory: Path, *, client_key_password: str) -> TlsFiles:
+    """Create a CA and a broker and a client certificate it signed, valid for one day.
+
+    For TLS tests against a local broker only: the CA's key is left beside
+    the certificates, unencrypted. Needs the ``openssl`` command.
+
+    Raises
+    ------
+    LocalKafkaError
+        ``openssl`` is missing or failed (with its output).
+
+    """
+    openssl = _require_tool("openssl", "install OpenSSL to make test certificates")
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "openssl.cnf").write_text(_OPENSSL_CONFIG)
+
+    def run(command: str, *extra: str) -> None:
+        result = subprocess.run(  # noqa: S603 - fixed arguments, no shell
+            [openssl, *command.split(), *extra],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=directory,
+        )
+        if result.returncode != 0:
+            raise LocalKafkaError(f"openssl {command} failed:\n{result.stderr}")
+
+    new_key = "req -config openssl.cnf -newkey ec -pkeyopt ec_paramgen_curve:prime256v1"
+    run(
+        f"{new_key} -x509 -extensions ca -nodes -subj /CN=nudge-test-ca -days 1"
+        " -keyout ca.key -out ca.pem"
+    )
+    run(f"{new_key} -new -nodes -subj /CN=127.0.0.1 -keyout broker.key -out broker.csr")
+    run(
+        f"{new_key} -new -subj /CN=nudge -keyout client.key -out client.csr",
+        "-passout",
+        f"pass:{client_key_password}",
+    )
+    for serial, name in enumerate(("broker", "client"), start=1):
+        run(
+            f"x509 -req -in {name}.csr -CA ca.pem -CAkey ca.key -set_serial {serial}"
+            f" -extfile openssl.cnf -extensions {name} -days 1 -out {name}.pem"
+        )
+    keystore = directory / "broker-keystore.pem"
+    keystore.write_text(
+        (directory / "broker.key").read_text() + (directory / "broker.pem").read_text()
+    )
+    return TlsFiles(
+        ca=directory / "ca.pem",
+        keystore=keystore,
+        client_certificate=directory / "client.pem",
+        client_key=directory / "client.key",
+    )
 
 
 def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -253,6 +441,8 @@ class LocalKafka:
     cache_dir: Path = field(default_factory=default_cache_dir)
     deploy_dir: Path = DEPLOY_DIR
     node_id: int = 1
+    secure: SecureListeners | None = None
+    """Extra SASL and TLS client listeners (tests of Nudge's security settings)."""
 
     def __post_init__(self) -> None:
         # Absolute, so the PID check can find this exact config on the java command line.
@@ -413,6 +603,8 @@ class LocalKafka:
             )
         except (KeyError, ValueError) as exc:
             raise LocalKafkaError(f"{path} has a bad placeholder: {exc}") from exc
+        if self.secure is not None:
+            rendered += self.secure.properties(self.port, self.controller_port)
         _write_atomically(self.config_file, rendered)
 
     def _logging_options(self) -> list[str]:
@@ -427,6 +619,8 @@ class LocalKafka:
         command = [java, "-Xmx256m", "-XX:+UseSerialGC", *self._logging_options()]
         command += ["-cp", f"{libs}/*", "kafka.tools.StorageTool", "format"]
         command += ["--ignore-formatted", "-t", _new_cluster_id(), "-c", str(self.config_file)]
+        if self.secure is not None:
+            command += self.secure.scram_arguments()
         try:
             result = subprocess.run(  # noqa: S603 - fixed arguments, no shell
                 command, capture_output=True, text=True, check=False, timeout=120

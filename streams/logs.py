@@ -7,10 +7,12 @@ as one line of JSON on stdout: ``timestamp`` (UTC, ISO 8601), ``level``,
 there is one. ``NUDGE_LOG_FORMAT=console`` (the default elsewhere) writes the
 same content as ``time LEVEL logger: message key=value``.
 
-Logs carry customer ids, never personal data: every handler set up here runs
-:class:`RedactPersonalData`, which replaces anything shaped like an email
-address in messages, exceptions and extra fields, and drops extra fields
-named like personal data (``email``, ``phone``...).
+Logs carry customer ids, never personal data or secrets: every handler set
+up here runs :class:`RedactPersonalData`, which replaces anything shaped like
+an email address in messages, exceptions and extra fields, drops extra fields
+named like personal data (``email``, ``phone``...), and replaces the values
+of the secrets it is given (the Kafka password, the API token), which client
+libraries may print at debug level.
 
 Faust's worker configures logging itself (``mode.Worker``); it takes the
 dictionary :func:`logging_config` returns as Faust's ``logging_config``
@@ -23,10 +25,12 @@ from __future__ import annotations
 import logging
 import logging.config
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
+from pydantic import SecretStr
 
 LogFormat = Literal["json", "console"]
 
@@ -89,28 +93,39 @@ def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
 
 
 class RedactPersonalData(logging.Filter):
-    """Remove personal data from a record before any formatter sees it.
+    """Remove personal data and ``secrets`` from a record before any formatter sees it.
 
     The message is rendered once (arguments merged in) and redacted, so a
     formatter cannot bring an address back from ``record.args``; the
-    exception text is rendered and redacted the same way.
+    exception text is rendered and redacted the same way. kafka-python logs
+    its whole configuration, SASL password included, at debug level: hence
+    the secrets, replaced wherever they appear.
     """
+
+    def __init__(self, secrets: Iterable[SecretStr] = ()) -> None:
+        super().__init__()
+        self._secrets = [s.get_secret_value() for s in secrets if s.get_secret_value()]
+
+    def _clean(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, REDACTED)
+        return redact(text)
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Redact ``record`` in place; never drop it."""
-        record.msg = redact(record.getMessage())
+        record.msg = self._clean(record.getMessage())
         record.args = None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = redact(record.exc_text)
+            record.exc_text = self._clean(record.exc_text)
         if record.stack_info:
-            record.stack_info = redact(record.stack_info)
+            record.stack_info = self._clean(record.stack_info)
         for key, value in extra_fields(record).items():
             if key.lower() in PERSONAL_FIELDS:
                 setattr(record, key, REDACTED)
             elif isinstance(value, str):
-                setattr(record, key, redact(value))
+                setattr(record, key, self._clean(value))
         return True
 
 
@@ -166,19 +181,22 @@ FORMATTERS: dict[str, type[logging.Formatter]] = {
 }
 
 
-def logging_config(log_format: LogFormat) -> dict[str, Any]:
+def logging_config(log_format: LogFormat, secrets: Iterable[SecretStr] = ()) -> dict[str, Any]:
     """Build a ``logging.config.dictConfig`` dictionary: stdout, ``log_format``, redaction.
 
     ``merge: True`` makes Faust's worker merge it with its own configuration
     (its handler named ``default`` is replaced by this one; the root level
-    stays the worker's ``-l`` option).
+    stays the worker's ``-l`` option). ``secrets`` stay ``SecretStr`` inside
+    the dictionary, so printing it shows none of them.
     """
     return {
         "version": 1,
         "merge": True,
         "disable_existing_loggers": False,
         "formatters": {"nudge": {"()": f"{__name__}.{FORMATTERS[log_format].__name__}"}},
-        "filters": {"personal_data": {"()": f"{__name__}.RedactPersonalData"}},
+        "filters": {
+            "personal_data": {"()": f"{__name__}.RedactPersonalData", "secrets": tuple(secrets)}
+        },
         "handlers": {
             "default": {
                 "class": "logging.StreamHandler",

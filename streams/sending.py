@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import IO, Any, Protocol
 
 from schemas import TopicKind
+from streams.kafka_security import kafka_python_options
 from streams.settings import Settings
 
 __all__ = ["DeliveryError", "EventSink", "KafkaSink", "Pacer", "Progress", "Tally", "summary_text"]
@@ -57,6 +58,7 @@ class KafkaSink:
                 acks="all",
                 linger_ms=20,
                 max_request_size=settings.inbound_max_message_bytes,
+                **kafka_python_options(settings),
             )
         except KafkaError as exc:
             raise DeliveryError(

@@ -16,15 +16,25 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    FilePath,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas import DecodeLimits
 
 ENV_PREFIX = "NUDGE_"
 
-SECRET_FIELDS = frozenset({"api_token"})
+SECRET_FIELDS = frozenset({"api_token", "kafka_sasl_password", "kafka_ssl_key_password"})
 """Settings whose values never appear in an error message or a log line."""
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 TopicName = Annotated[str, Field(min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._-]+$")]
 
@@ -46,6 +56,8 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         frozen=True,
+        # A rejected value may be a secret; describe_errors decides what to show.
+        hide_input_in_errors=True,
     )
 
     app_id: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")] = (
@@ -55,6 +67,26 @@ class Settings(BaseSettings):
 
     bootstrap_servers: Annotated[str, Field(min_length=1)] = "127.0.0.1:9092"
     """Comma-separated ``host:port`` list of Kafka brokers."""
+
+    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    """How every Kafka client connects: TLS (``SSL``), SASL, both, or neither."""
+
+    kafka_sasl_mechanism: SaslMechanism = "PLAIN"
+    """SASL mechanism; SCRAM never sends the password, PLAIN needs TLS to hide it."""
+
+    kafka_sasl_username: Annotated[str, Field(min_length=1)] | None = None
+    kafka_sasl_password: Annotated[SecretStr, Field(min_length=1)] | None = None
+    kafka_ssl_cafile: FilePath | None = None
+    """PEM CA certificates to verify the brokers by; default: the system's CAs."""
+
+    kafka_ssl_certfile: FilePath | None = None
+    """PEM client certificate, for brokers that require one (mutual TLS)."""
+
+    kafka_ssl_keyfile: FilePath | None = None
+    """PEM private key of the client certificate, if not inside the certificate file."""
+
+    kafka_ssl_key_password: SecretStr | None = None
+    """Password of an encrypted private key."""
 
     topic_clickstream: TopicName = "clickstream"
     topic_cart: TopicName = "cart"
@@ -194,6 +226,42 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _kafka_security_is_complete(self) -> Settings:
+        # Refused rather than ignored: a password set beside PLAINTEXT means
+        # the operator believes the connection authenticates, and it would not.
+        protocol = f"NUDGE_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol}"
+        sasl = self.kafka_security_protocol.startswith("SASL_")
+        given = {
+            "NUDGE_KAFKA_SASL_USERNAME": self.kafka_sasl_username is not None,
+            "NUDGE_KAFKA_SASL_PASSWORD": self.kafka_sasl_password is not None,
+        }
+        if sasl and not all(given.values()):
+            missing = " and ".join(name for name, present in given.items() if not present)
+            raise ValueError(f"{protocol} authenticates with SASL: set {missing}")
+        if not sasl and any(given.values()):
+            named = " and ".join(name for name, present in given.items() if present)
+            raise ValueError(
+                f"{named} would be ignored with {protocol}: use SASL_PLAINTEXT or SASL_SSL"
+            )
+        tls_files = {
+            "NUDGE_KAFKA_SSL_CAFILE": self.kafka_ssl_cafile,
+            "NUDGE_KAFKA_SSL_CERTFILE": self.kafka_ssl_certfile,
+            "NUDGE_KAFKA_SSL_KEYFILE": self.kafka_ssl_keyfile,
+            "NUDGE_KAFKA_SSL_KEY_PASSWORD": self.kafka_ssl_key_password,
+        }
+        named = " and ".join(name for name, value in tls_files.items() if value is not None)
+        if named and not self.kafka_security_protocol.endswith("SSL"):
+            raise ValueError(f"{named} would be ignored with {protocol}: use SSL or SASL_SSL")
+        if self.kafka_ssl_certfile is None and (
+            self.kafka_ssl_keyfile is not None or self.kafka_ssl_key_password is not None
+        ):
+            raise ValueError(
+                "a client key (NUDGE_KAFKA_SSL_KEYFILE, NUDGE_KAFKA_SSL_KEY_PASSWORD) "
+                "needs its certificate: set NUDGE_KAFKA_SSL_CERTFILE"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _exposed_api_needs_a_token(self) -> Settings:
         if self.api_token is None and not _is_loopback(self.web_bind):
             raise ValueError(
@@ -201,6 +269,11 @@ class Settings(BaseSettings):
                 "machine: set NUDGE_API_TOKEN (a bearer token) or bind 127.0.0.1"
             )
         return self
+
+    def secrets(self) -> tuple[SecretStr, ...]:
+        """Return the secrets that are set, so log output can be scrubbed of their values."""
+        values = (getattr(self, name) for name in sorted(SECRET_FIELDS))
+        return tuple(value for value in values if value is not None)
 
     def inbound_topics(self) -> dict[str, str]:
         """Map each inbound topic kind (``clickstream``...) to its topic name."""

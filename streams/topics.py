@@ -10,12 +10,13 @@ when an existing topic disagrees.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from kafka.errors import KafkaError
 
+from streams.kafka_security import refusal
 from streams.settings import Settings
 
 
@@ -83,29 +84,39 @@ CHANGELOGS: dict[str, int | None] = {
 """Each table of the worker and its changelog's partition count (None: co-partitioned)."""
 
 
-def _admin_client(bootstrap_servers: str) -> Any:
+def _admin_client(bootstrap_servers: str, options: Mapping[str, Any]) -> Any:
     # kafka.admin warns on import under Python 3.11 about its own internals.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         from kafka.admin import KafkaAdminClient
 
-    return KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="nudge-topics")
+    return KafkaAdminClient(
+        bootstrap_servers=bootstrap_servers, client_id="nudge-topics", **options
+    )
 
 
-def ensure_topics(bootstrap_servers: str, specs: Iterable[TopicSpec]) -> list[str]:
+def ensure_topics(
+    bootstrap_servers: str,
+    specs: Iterable[TopicSpec],
+    *,
+    client_options: Mapping[str, Any] | None = None,
+) -> list[str]:
     """Create the missing topics; return their names. Raise on a partition mismatch.
 
     Several workers starting together race to create the same topics; a
     topic another worker created first is checked like any existing one.
+    ``client_options`` are kafka-python's security arguments
+    (:func:`streams.kafka_security.kafka_python_options`).
     """
     wanted = {spec.name: spec for spec in specs}
+    options = client_options or {}
+    refused = refusal(bootstrap_servers, options)
+    if refused is not None:
+        raise BrokerUnavailableError(_unreachable(bootstrap_servers, options, refused))
     try:
-        admin = _admin_client(bootstrap_servers)
+        admin = _admin_client(bootstrap_servers, options)
     except KafkaError as exc:
-        raise BrokerUnavailableError(
-            f"Nudge cannot start: no Kafka broker answered at {bootstrap_servers} "
-            f"(NUDGE_BOOTSTRAP_SERVERS): {exc}"
-        ) from None
+        raise BrokerUnavailableError(_unreachable(bootstrap_servers, options, str(exc))) from None
     try:
         created: list[str] = []
         for _ in range(2):  # the second pass checks what other workers created
@@ -116,6 +127,21 @@ def ensure_topics(bootstrap_servers: str, specs: Iterable[TopicSpec]) -> list[st
         return created
     finally:
         admin.close()
+
+
+def _unreachable(bootstrap_servers: str, options: Mapping[str, Any], reason: str) -> str:
+    """Say which settings a failed connection used, and why it failed (never a password)."""
+    protocol = options.get("security_protocol", "PLAINTEXT")
+    used = f"NUDGE_KAFKA_SECURITY_PROTOCOL={protocol}"
+    if "sasl_mechanism" in options:
+        used += (
+            f", NUDGE_KAFKA_SASL_MECHANISM={options['sasl_mechanism']}, "
+            f"NUDGE_KAFKA_SASL_USERNAME={options['sasl_plain_username']}"
+        )
+    return (
+        f"Nudge cannot start: could not connect to Kafka at {bootstrap_servers} "
+        f"(NUDGE_BOOTSTRAP_SERVERS) with {used}: {reason}"
+    )
 
 
 def _missing(admin: Any, wanted: dict[str, TopicSpec]) -> list[TopicSpec]:
