@@ -68,6 +68,7 @@ from schemas.envelope import validation_context
 
 __all__ = [
     "ADAPTERS",
+    "ANY_EVENT_TYPE",
     "EVENT_TYPES",
     "MAX_FIELD_ERRORS",
     "DecodeError",
@@ -155,6 +156,11 @@ EVENT_TYPES: Final[Mapping[TopicKind, Mapping[str, type[InboundEvent]]]] = {
 _TOPIC_OF_TYPE: Final[Mapping[str, TopicKind]] = {
     tag: kind for kind, members in EVENT_TYPES.items() for tag in members
 }
+
+ANY_EVENT_TYPE: Final[Mapping[str, type[InboundEvent]]] = {
+    tag: cls for members in EVENT_TYPES.values() for tag, cls in members.items()
+}
+"""Every ``type`` tag and its class: what the replay topic (``kind=None``) accepts."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,7 +258,7 @@ def _type_error(
 
 
 def _decode(
-    kind: TopicKind, raw: bytes | None, now: datetime, limits: DecodeLimits
+    kind: TopicKind | None, raw: bytes | None, now: datetime, limits: DecodeLimits
 ) -> InboundEvent | DecodeError:
     if raw is None:
         return DecodeError(DecodeReason.empty, "message has no value (null, a tombstone)")
@@ -281,20 +287,21 @@ def _decode(
             f"expected a JSON object, got {_json_kind(obj)}",
         )
 
-    members = EVENT_TYPES[kind]
+    members = ANY_EVENT_TYPE if kind is None else EVENT_TYPES[kind]
+    topic = "replay" if kind is None else kind.value
     expected = ", ".join(members)
     tag = obj.get("type")
     if tag is None:
         return _type_error(
             DecodeReason.unknown_type,
-            f"field 'type' is missing; the {kind} topic carries: {expected}",
+            f"field 'type' is missing; the {topic} topic carries: {expected}",
             FieldError("type", "Field required", "missing"),
         )
     if not isinstance(tag, str):
         return _type_error(
             DecodeReason.unknown_type,
             f"field 'type' should be a string, got {_json_kind(tag)}; "
-            f"the {kind} topic carries: {expected}",
+            f"the {topic} topic carries: {expected}",
             FieldError("type", "Input should be a valid string", "string_type"),
         )
     event_type = _clip(tag, _MAX_TYPE_CHARS)
@@ -305,7 +312,7 @@ def _decode(
             return _type_error(
                 DecodeReason.unknown_type,
                 f"field 'type': unknown event type {event_type!r}; "
-                f"the {kind} topic carries: {expected}",
+                f"the {topic} topic carries: {expected}",
                 FieldError("type", f"Input should be one of: {expected}", "union_tag_invalid"),
                 event_type,
             )
@@ -349,7 +356,7 @@ def _json_kind(value: object) -> str:
 
 
 def decode(
-    kind: TopicKind, raw: bytes | None, *, now: datetime, limits: DecodeLimits
+    kind: TopicKind | None, raw: bytes | None, *, now: datetime, limits: DecodeLimits
 ) -> InboundEvent | DecodeError:
     """Decode one message of an inbound topic; never raises.
 
@@ -357,6 +364,7 @@ def decode(
     ----------
     kind
         The topic the message was read from; only its event types are accepted.
+        ``None`` for the replay topic, which carries every event type.
     raw
         The message value as read from Kafka (``None`` for a tombstone).
     now

@@ -128,7 +128,7 @@ class Nudge:
     store: CustomerStore
     registry: ModelRegistry
     trainer: TrainerHost
-    ingestors: dict[TopicKind, Ingestor]
+    ingestors: dict[TopicKind | None, Ingestor]
 
 
 def profile_config(settings: Settings) -> ProfileConfig:
@@ -263,9 +263,9 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> Nudg
     }
     send_dead_letter = _sink(deadletter)
 
-    ingestors: dict[TopicKind, Ingestor] = {}
-    for kind_name, topic_name in settings.inbound_topics().items():
-        kind = TopicKind(kind_name)
+    ingestors: dict[TopicKind | None, Ingestor] = {}
+    for label, topic_name in settings.consumed_topics().items():
+        kind = None if label == "replay" else TopicKind(label)
         ingestors[kind] = Ingestor(
             kind=kind,
             limits=settings.decode_limits(),
@@ -278,14 +278,14 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> Nudg
             metrics=metrics,
         )
         topic = _raw_topic(app, topic_name, settings.topic_partitions)
-        app.agent(topic, name=f"ingest-{kind_name}")(_ingest_agent(ingestors[kind]))
+        app.agent(topic, name=f"ingest-{label}")(_ingest_agent(ingestors[kind]))
 
     _add_clock(app, settings, ingestors[TopicKind.clickstream], partitions)
     _forget_on_revoke(app, settings, store, partitions)
     training = _raw_topic(app, settings.topic_training, 1)
     app.agent(training, name="train", concurrency=1)(_train_agent(trainer))
 
-    metrics.watch_worker(app, profiles, settings.inbound_topics())
+    metrics.watch_worker(app, profiles, settings.consumed_topics())
     add_metrics_page(app, metrics.registry)
     add_profile_api(
         app,
@@ -339,7 +339,7 @@ def _forget_on_revoke(
     what is left belongs to events whose offsets were not committed, which
     the new owner applies again.
     """
-    inbound = set(settings.inbound_topics().values())
+    inbound = set(settings.consumed_topics().values())
 
     async def revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
         numbers = {tp.partition for tp in revoked if tp.topic in inbound}

@@ -105,6 +105,11 @@ class replay(Command):
         option(
             "--format", "file_format", type=click.Choice(["auto", "jsonl", "csv"]), default="auto"
         ),
+        option(
+            "--ordered",
+            is_flag=True,
+            help="Publish to the replay topic: applied in file order (exact backfills).",
+        ),
     ]
 
     def __call__(self, *args: Any, **kwargs: Any) -> NoReturn:

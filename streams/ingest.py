@@ -215,9 +215,13 @@ class Partitions:
 
 @dataclass
 class Ingestor:
-    """Applies the messages of one inbound topic kind through the engine."""
+    """Applies the messages of one inbound topic through the engine.
 
-    kind: TopicKind
+    ``kind`` is the topic's kind, or None for the replay topic, which carries
+    events of every kind in the order a backfill published them.
+    """
+
+    kind: TopicKind | None
     limits: DecodeLimits
     config: EngineConfig
     store: CustomerStore
@@ -228,9 +232,14 @@ class Ingestor:
     metrics: Metrics
     clock: Callable[[], datetime] = utc_now
 
+    @property
+    def label(self) -> str:
+        """The ``topic`` label of this ingestor's metrics."""
+        return "replay" if self.kind is None else self.kind.value
+
     async def handle(self, message: InboundMessage) -> None:
         """Decode, validate and apply one message; dead-letter it on any failure."""
-        with self.metrics.event_processing.labels(self.kind.value).time():
+        with self.metrics.event_processing.labels(self.label).time():
             wall = self.clock()
             outcome = decode(self.kind, message.value, now=wall, limits=self.limits)
             if isinstance(outcome, DecodeError):
@@ -243,7 +252,7 @@ class Ingestor:
                 return
             mark = self.partitions.clock(message.partition)
             if mark.is_late(outcome.occurred_at):
-                self.metrics.late_events.labels(self.kind.value).inc()
+                self.metrics.late_events.labels(self.label).inc()
             mark = mark.observe(outcome.occurred_at)
             self.partitions.clocks[message.partition] = mark
             now = mark.now() or outcome.occurred_at
@@ -269,10 +278,10 @@ class Ingestor:
                 )
                 await self._reject(message, record)
                 return
-            self.metrics.events_consumed.labels(self.kind.value, outcome.type).inc()
+            self.metrics.events_consumed.labels(self.label, outcome.type).inc()
             if not after.applied:
                 reason = after.skipped or "unknown"
-                self.metrics.events_skipped.labels(self.kind.value, reason).inc()
+                self.metrics.events_skipped.labels(self.label, reason).inc()
                 return
             await self.commit(message.partition, customer, before, after)
 
@@ -302,7 +311,7 @@ class Ingestor:
             "dead-lettered %s[%d]@%d: %s: %s", *_where(message), record.reason, record.detail
         )
         await self.dead_letter(message.key, record.to_bytes())
-        self.metrics.events_deadlettered.labels(self.kind.value, record.reason).inc()
+        self.metrics.events_deadlettered.labels(self.label, record.reason).inc()
 
 
 async def fire_due(ingestor: Ingestor, partition: int, now: datetime) -> None:

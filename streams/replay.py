@@ -391,8 +391,11 @@ def replay_to_kafka(
     file_format: Format = "auto",
     column_map: Mapping[str, str] | None = None,
     progress: Progress | None = None,
+    ordered: bool = False,
 ) -> Tally:
     """Replay ``path`` to the inbound topics named in ``settings``; invalid lines go to ``errors``.
+
+    ``ordered`` publishes to the replay topic instead (see ``KafkaSink``).
 
     A bad ``--column-map`` raises :class:`ColumnMapError` before anything is
     sent (the file's header is read first).
@@ -401,7 +404,7 @@ def replay_to_kafka(
         path, settings.decode_limits(), file_format=file_format, column_map=column_map
     )
     first = next(items, None)  # reads the header: a bad column map fails here
-    sink = KafkaSink(settings, client_id="nudge-replay")
+    sink = KafkaSink(settings, client_id="nudge-replay", ordered=ordered)
 
     def report(item: Invalid) -> None:
         if progress is not None:
@@ -419,6 +422,7 @@ def main(
     speed: float | None,
     column_map: Iterable[str],
     file_format: Format,
+    ordered: bool = False,
     json_summary: bool,
     quiet: bool,
     stdout: IO[str],
@@ -442,6 +446,7 @@ def main(
             file_format=file_format,
             column_map=mapping,
             progress=progress,
+            ordered=ordered,
         )
     except ColumnMapError as exc:
         stderr.write(f"nudge replay: {exc}\n")

@@ -39,16 +39,22 @@ class DeliveryError(RuntimeError):
 
 
 class KafkaSink:
-    """Sends to the inbound topics named in settings, one producer, acks from all replicas."""
+    """Sends to the inbound topics named in settings, one producer, acks from all replicas.
 
-    def __init__(self, settings: Settings, *, client_id: str = "nudge-publisher") -> None:
+    ``ordered`` sends every event to the replay topic instead, so a worker
+    applies each partition's events in the order they are sent.
+    """
+
+    def __init__(
+        self, settings: Settings, *, client_id: str = "nudge-publisher", ordered: bool = False
+    ) -> None:
         # kafka-python warns on import under Python 3.11 about its own internals.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             from kafka import KafkaProducer
             from kafka.errors import KafkaError
 
-        self.topics: Mapping[str, str] = settings.inbound_topics()
+        self.topics = self.topics_for(settings, ordered=ordered)
         self.failed = 0
         self.first_error: BaseException | None = None
         try:
@@ -64,6 +70,12 @@ class KafkaSink:
             raise DeliveryError(
                 f"cannot publish to Kafka at {settings.bootstrap_servers}: {exc!r}"
             ) from exc
+
+    @staticmethod
+    def topics_for(settings: Settings, *, ordered: bool) -> Mapping[str, str]:
+        """Map each event kind to the topic it is sent to."""
+        inbound = settings.inbound_topics()
+        return dict.fromkeys(inbound, settings.topic_replay) if ordered else inbound
 
     def send(self, kind: TopicKind, key: bytes, value: bytes) -> None:
         """Queue one event on its kind's topic; failures are counted, not raised here."""

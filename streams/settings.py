@@ -108,6 +108,11 @@ class Settings(BaseSettings):
     topic_training: TopicName = "nudge.training"
     """Labelled examples; one partition, so one trainer sees each example once."""
 
+    topic_replay: TopicName = "nudge.replay"
+    """Events of every kind, for backfills: ``nudge replay --ordered`` publishes a file
+    here so each partition's events are applied in the file's order (the four
+    inbound topics are read side by side, not merged by event time)."""
+
     topic_clock: TopicName = "nudge.clock"
     """Wall-clock ticks per partition, so deadlines fire on quiet partitions."""
 
@@ -283,6 +288,10 @@ class Settings(BaseSettings):
             "email": self.topic_email,
             "customers": self.topic_customers,
         }
+
+    def consumed_topics(self) -> dict[str, str]:
+        """Map the inbound topics and the replay topic, by their metrics label, to names."""
+        return self.inbound_topics() | {"replay": self.topic_replay}
 
     def outbound_topics(self) -> dict[str, str]:
         """Map each topic Nudge writes (besides dead letters) to its name."""

@@ -48,7 +48,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     deadletter = {"max.message.bytes": str(settings.deadletter_max_message_bytes)}
     specs = [
         TopicSpec(name, settings.topic_partitions, settings.topic_replication_factor, inbound)
-        for name in settings.inbound_topics().values()
+        for name in settings.consumed_topics().values()
     ]
     specs.append(
         TopicSpec(

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import CoordinatorNotAvailableError
 from kafka.partitioner.default import murmur2
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -146,10 +147,15 @@ def caught_up(admin: Any, env: WorkerEnv) -> bool:
     """Whether the worker committed every inbound message (so flushed all it produced).
 
     Faust commits an offset only after the producer has flushed what the
-    message produced, so a caught-up group has written all its outputs.
+    message produced, and the worker's state before that, so a caught-up
+    group has written all its outputs and state. A group still forming has
+    no coordinator to ask yet: not caught up.
     """
-    committed = admin.list_group_offsets({env.app_id: None}).get(env.app_id, {})
-    inbound = [env.topic(kind.value) for kind in TopicKind]
+    try:
+        committed = admin.list_group_offsets({env.app_id: None}).get(env.app_id, {})
+    except CoordinatorNotAvailableError:
+        return False
+    inbound = [env.topic(kind.value) for kind in TopicKind] + [env.topic("replay")]
     consumer = KafkaConsumer(bootstrap_servers=env.bootstrap)
     try:
         tps = [TopicPartition(t, p) for t in inbound for p in range(env.partitions)]

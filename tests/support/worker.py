@@ -46,6 +46,7 @@ class WorkerEnv:
             "NUDGE_TOPIC_CART": self.topic("cart"),
             "NUDGE_TOPIC_EMAIL": self.topic("email"),
             "NUDGE_TOPIC_CUSTOMERS": self.topic("customers"),
+            "NUDGE_TOPIC_REPLAY": self.topic("replay"),
             "NUDGE_TOPIC_DEADLETTER": self.topic("events.deadletter"),
             "NUDGE_TOPIC_PROFILES": self.topic("profiles"),
             "NUDGE_TOPIC_TRIGGERS": self.topic("triggers"),

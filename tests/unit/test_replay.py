@@ -25,7 +25,7 @@ from streams.replay import (
     parse_jsonl,
     replay,
 )
-from streams.sending import Pacer, Progress
+from streams.sending import KafkaSink, Pacer, Progress
 from streams.settings import Settings
 from streams.simulator import SimulationConfig
 from streams.simulator.publish import JsonLinesSink, publish
@@ -306,7 +306,8 @@ def test_main_publishes_valid_lines_and_exits_1_naming_invalid_ones(
 ) -> None:
     sinks: list[MemorySink] = []
 
-    def memory_sink(settings: Settings, *, client_id: str) -> MemorySink:
+    def memory_sink(settings: Settings, *, client_id: str, ordered: bool) -> MemorySink:
+        assert not ordered  # the inbound topics, unless --ordered
         sinks.append(MemorySink())
         return sinks[-1]
 
@@ -356,3 +357,11 @@ def test_main_rejects_a_column_map_for_json_lines(tmp_path: Path) -> None:
 def test_docstring_examples() -> None:
     result = doctest.testmod(replay_module, optionflags=doctest.ELLIPSIS)
     assert (result.failed, result.attempted > 0) == (0, True)
+
+
+def test_an_ordered_sink_sends_every_kind_to_the_replay_topic() -> None:
+    settings = Settings(topic_replay="backfill")
+    topics = KafkaSink.topics_for(settings, ordered=True)
+    assert set(topics.values()) == {"backfill"}
+    assert set(topics) == set(settings.inbound_topics())
+    assert KafkaSink.topics_for(settings, ordered=False) == settings.inbound_topics()

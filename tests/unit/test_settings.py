@@ -75,6 +75,7 @@ def test_every_topic_is_co_partitioned_and_fits_dead_letters() -> None:
         "cart",
         "email",
         "customers",
+        "nudge.replay",
         "events.deadletter",
         "profiles.outbound",
         "triggers.outbound",
