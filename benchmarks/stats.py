@@ -1,4 +1,5 @@
-"""The benchmark's pure helpers: percentiles, rates, /proc and /metrics parsing, the table.
+"""The benchmark's pure helpers: percentiles, rates, trigger matching, /proc and /metrics
+parsing, the table.
 
 Nothing here reads a clock, a file or a socket: the runner (``benchmarks.run``)
 passes text and samples in, so each helper is unit-tested on fixed input
@@ -11,7 +12,7 @@ import datetime as dt
 import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,91 @@ def percentile(values: Sequence[float], q: float) -> float:
     below = math.floor(position)
     above = min(below + 1, len(ordered) - 1)
     return ordered[below] + (ordered[above] - ordered[below]) * (position - below)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A probe event as sent: the trigger it causes must name its session and event time."""
+
+    session_id: str
+    occurred_at: dt.datetime
+    sent_at: float
+    """Wall-clock seconds (``time.time()``) just before the send."""
+
+
+@dataclass
+class TriggerMatch:
+    """Triggers read back, each matched exactly to the probe event that caused it.
+
+    A probe customer has one event that can cause a trigger, the probe, so
+    the trigger's Kafka key names it; the trigger must also carry that
+    customer id, ``trigger_type``, the probe's session as its key and the
+    probe's ``occurred_at``, or it counts as ``mismatched`` and its time is
+    not taken. A second trigger for a probe is a duplicate, one for any
+    other customer is in ``others``.
+
+    >>> import datetime as dt
+    >>> at = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    >>> match = TriggerMatch("high_intent")
+    >>> match.expect("p1", Probe("s1", at, 100.0))
+    >>> match.read("p1", "p1", "high_intent", "s1", at, 100_004.0, 100.006)
+    >>> match.matched, match.done, [round(ms) for ms in match.observed_ms]
+    (1, True, [6])
+    """
+
+    trigger_type: str
+    probes: dict[str, Probe] = field(default_factory=dict)
+    answered: set[str] = field(default_factory=set)
+    matched: int = 0
+    mismatched: int = 0
+    duplicates: int = 0
+    others: int = 0
+    observed_ms: list[float] = field(default_factory=list)
+    """Send to the moment the trigger was read."""
+    produced_ms: list[float] = field(default_factory=list)
+    """Send to the trigger's Kafka timestamp: the worker's part, without the read."""
+
+    def expect(self, customer_id: str, probe: Probe) -> None:
+        """Register a probe before it is sent, so its trigger cannot come first."""
+        if customer_id in self.probes:
+            raise ValueError(f"customer {customer_id!r} already has a probe")
+        self.probes[customer_id] = probe
+
+    def read(
+        self,
+        key: str | None,
+        customer_id: str,
+        trigger_type: str,
+        session_key: str,
+        occurred_at: dt.datetime,
+        kafka_ms: float,
+        received: float,
+    ) -> None:
+        """Count one trigger read at wall time ``received`` (its Kafka timestamp ``kafka_ms``)."""
+        probe = None if key is None else self.probes.get(key)
+        if key is None or probe is None:
+            self.others += 1
+            return
+        if key in self.answered:
+            self.duplicates += 1
+            return
+        self.answered.add(key)
+        if (customer_id, trigger_type, session_key, occurred_at) != (
+            key,
+            self.trigger_type,
+            probe.session_id,
+            probe.occurred_at,
+        ):
+            self.mismatched += 1
+            return
+        self.matched += 1
+        self.observed_ms.append((received - probe.sent_at) * 1000)
+        self.produced_ms.append(kafka_ms - probe.sent_at * 1000)
+
+    @property
+    def done(self) -> bool:
+        """Tell whether every probe has had its trigger, matched or not."""
+        return len(self.answered) >= len(self.probes)
 
 
 def cpu_ticks(stat: str) -> int:

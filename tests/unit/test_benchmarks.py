@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 
 import pytest
 
 from benchmarks.stats import (
+    Probe,
     Row,
     Sample,
+    TriggerMatch,
     cpu_model,
     cpu_ticks,
     fmt,
@@ -138,3 +141,52 @@ def test_the_markdown_table_has_a_row_per_result_and_escapes_pipes() -> None:
     assert lines[2] == "| worker | one worker, end to end | 2,167 | events/s | a \\| b |"
     assert lines[3] == "| latency | p99 | - | ms |  |"
     assert len(lines) == 4
+
+
+AT = dt.datetime(2026, 11, 23, 12, tzinfo=dt.UTC)
+
+
+def test_a_trigger_is_timed_only_when_it_is_its_probes() -> None:
+    match = TriggerMatch("high_intent")
+    match.expect("p1", Probe("s1", AT, 1_000.0))
+    match.expect("p2", Probe("s2", AT, 1_000.5))
+    assert not match.done
+    match.read("p1", "p1", "high_intent", "s1", AT, 1_000_004.0, 1_000.010)
+    match.read("p2", "p2", "high_intent", "s2", AT, 1_000_508.0, 1_000.512)
+    assert match.done
+    assert (match.matched, match.mismatched, match.duplicates, match.others) == (2, 0, 0, 0)
+    assert match.observed_ms == [pytest.approx(10.0), pytest.approx(12.0)]
+    assert match.produced_ms == [pytest.approx(4.0), pytest.approx(8.0)]
+
+
+@pytest.mark.parametrize(
+    ("customer_id", "trigger_type", "session_key", "occurred_at"),
+    [
+        ("p2", "high_intent", "s1", AT),  # keyed by the probe, about someone else
+        ("p1", "cart_abandonment", "s1", AT),
+        ("p1", "high_intent", "s0", AT),  # an earlier session of the customer
+        ("p1", "high_intent", "s1", AT - dt.timedelta(microseconds=1)),  # another event
+    ],
+)
+def test_a_trigger_differing_from_its_probe_is_mismatched_and_not_timed(
+    customer_id: str, trigger_type: str, session_key: str, occurred_at: dt.datetime
+) -> None:
+    match = TriggerMatch("high_intent")
+    match.expect("p1", Probe("s1", AT, 1_000.0))
+    match.read("p1", customer_id, trigger_type, session_key, occurred_at, 1_000_004.0, 1_000.01)
+    assert (match.matched, match.mismatched) == (0, 1)
+    assert match.done
+    assert match.observed_ms == []
+
+
+def test_duplicates_and_other_customers_triggers_are_counted_apart() -> None:
+    match = TriggerMatch("high_intent")
+    match.expect("p1", Probe("s1", AT, 1_000.0))
+    for _ in range(2):
+        match.read("p1", "p1", "high_intent", "s1", AT, 1_000_004.0, 1_000.01)
+    match.read("c9", "c9", "high_intent", "s9", AT, 1_000_004.0, 1_000.01)
+    match.read(None, "p1", "high_intent", "s1", AT, 1_000_004.0, 1_000.01)
+    assert (match.matched, match.duplicates, match.others) == (1, 1, 2)
+    assert len(match.observed_ms) == 1
+    with pytest.raises(ValueError, match="already has a probe"):
+        match.expect("p1", Probe("s2", AT, 1_001.0))
