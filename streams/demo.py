@@ -12,6 +12,7 @@ the worker and the simulator, all stopped by their PIDs however it ends.
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import subprocess
@@ -36,8 +37,18 @@ SIMULATED_HOURS = 12
 CUSTOMERS = 400
 
 
-def main() -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Read the shop's size and pace (``make demo`` uses the defaults)."""
+    parser = argparse.ArgumentParser(prog="python -m streams.demo", description=__doc__)
+    parser.add_argument("--customers", type=int, default=CUSTOMERS)
+    parser.add_argument("--hours", type=float, default=SIMULATED_HOURS, help="simulated hours")
+    parser.add_argument("--speed", type=float, default=SPEED, help="simulated time per wall time")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
     """Run the demo until the simulation ends or Ctrl-C; return the exit code."""
+    args = parse_args(argv)
     settings = load_settings()
     with ExitStack() as stack:
         # A broker of its own, on free loopback ports: every demo starts clean.
@@ -57,21 +68,21 @@ def main() -> int:
         if not _ready(settings, worker):
             print("the worker did not start; see its output above", file=sys.stderr)
             return 1
-        start = datetime.now(UTC) - timedelta(hours=SIMULATED_HOURS)
+        start = datetime.now(UTC) - timedelta(hours=args.hours)
         simulator = stack.enter_context(
             _process(
                 [
                     "simulate",
-                    f"--customers={CUSTOMERS}",
-                    f"--days={SIMULATED_HOURS / 24}",
+                    f"--customers={args.customers}",
+                    f"--days={args.hours / 24}",
                     f"--start={start.isoformat()}",
-                    f"--speed={SPEED}",
+                    f"--speed={args.speed}",
                 ],
                 env,
                 quiet=True,  # its progress line would break the table
             )
         )
-        print(_banner(settings), flush=True)
+        print(_banner(settings, args), flush=True)
         counts: Counter[tuple[str, str]] = Counter()
         try:
             for row in _watch(broker.bootstrap_servers, settings, simulator):
@@ -95,10 +106,10 @@ def _ready(settings: Settings, worker: subprocess.Popen[bytes], timeout: float =
     return False
 
 
-def _banner(settings: Settings) -> str:
+def _banner(settings: Settings, args: argparse.Namespace) -> str:
     base = f"http://{settings.web_bind}:{settings.web_port}"
     return (
-        f"simulating {CUSTOMERS} customers over {SIMULATED_HOURS} h at {SPEED}x; "
+        f"simulating {args.customers} customers over {args.hours:g} h at {args.speed:g}x; "
         f"metrics at {base}/metrics, profiles at {base}/customers/<id>; Ctrl-C stops\n\n"
         f"{'event time':<20} {'customer':<12} {'trigger':<22} {'tier':<12} "
         f"{'outcome':<{_OUTCOME_WIDTH}} reason"
