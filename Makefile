@@ -57,7 +57,7 @@ install: $(STAMP) ## Create .venv and install Nudge with its dev tools
 lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy schemas online_models streams tests benchmarks
+	$(BIN)/mypy schemas online_models streams tests benchmarks fuzz
 
 .PHONY: test
 test: lint prometheus-check $(PROMETHEUS) $(DOCKER_COMPOSE) ## The full suite: lint, types, rules, unit, agents and integration tests on a real broker
@@ -70,6 +70,26 @@ unit: $(STAMP) $(DOCKER_COMPOSE) ## Fast tests only (no broker)
 .PHONY: bench
 bench: $(STAMP) ## Performance benchmark on a broker it starts (~15 min; BENCH_ARGS=--quick: ~2 min)
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
+CRASH_KILLS ?= 10
+.PHONY: crash
+crash: $(STAMP) ## Crash test with CRASH_KILLS (10) SIGKILLs instead of the test command's 3 (~3 min)
+	NUDGE_CRASH_KILLS=$(CRASH_KILLS) $(BIN)/python -m pytest tests/integration/test_crash.py -s -rx
+
+POISON_EVENTS ?= 50000
+.PHONY: poison
+poison: $(STAMP) ## Poison at volume: POISON_EVENTS (50,000) messages, 10% garbage, through a real worker (~3 min)
+	NUDGE_POISON_EVENTS=$(POISON_EVENTS) $(BIN)/python -m pytest tests/integration/test_poison.py -s
+
+FUZZ_SECONDS ?= 600
+FUZZ_DIR := .cache/fuzz
+.PHONY: fuzz
+fuzz: $(STAMP) ## Fuzz the decoder, reducer and engine for FUZZ_SECONDS (600); crashes go to .cache/fuzz/crashes/
+	mkdir -p $(FUZZ_DIR)/corpus $(FUZZ_DIR)/crashes
+	$(BIN)/python -m fuzz.seeds $(FUZZ_DIR)/corpus $(FUZZ_DIR)/words.dict
+	$(BIN)/python -m fuzz.fuzz_decode_reduce -max_total_time=$(FUZZ_SECONDS) -timeout=20 \
+	  -dict=$(FUZZ_DIR)/words.dict -artifact_prefix=$(FUZZ_DIR)/crashes/ $(FUZZ_ARGS) \
+	  $(FUZZ_DIR)/corpus
 
 .PHONY: bench-models
 bench-models: $(STAMP) ## Online vs batch model evaluation (~5 min) and model micro-benchmarks

@@ -19,11 +19,12 @@ producers should be tested against the exported JSON Schemas.
 Whether ``occurred_at`` is too far in the future depends on the time of
 decoding, which a model cannot know: it comes in the validation context
 (:func:`validation_context`), and without a context that check is skipped.
+How far in the past it may be is fixed (:data:`OLDEST_OCCURRED_AT`).
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final, TypedDict
 
 from pydantic import (
@@ -40,6 +41,7 @@ from schemas.common import Id, UtcDatetime
 
 __all__ = [
     "CURRENT_SCHEMA_VERSION",
+    "OLDEST_OCCURRED_AT",
     "SUPPORTED_SCHEMA_VERSIONS",
     "Envelope",
     "Payload",
@@ -52,6 +54,16 @@ CURRENT_SCHEMA_VERSION: Final = 1
 
 SUPPORTED_SCHEMA_VERSIONS: Final[frozenset[int]] = frozenset({1})
 """The versions the decoder understands; anything else is rejected, not guessed."""
+
+OLDEST_OCCURRED_AT: Final = datetime(1900, 1, 1, tzinfo=UTC)
+"""The earliest ``occurred_at`` accepted.
+
+No shop event is that old, and a time near ``datetime.min`` leaves no room
+for the arithmetic that follows: the watermark is event time minus the
+allowed lateness, and the rules subtract their waits and windows (days), all
+of which overflow near year 1. Rejected here, such an event is dead-lettered
+with a reason instead of failing wherever the first subtraction happens.
+"""
 
 
 class ValidationContext(TypedDict):
@@ -145,6 +157,17 @@ class Envelope(Payload):
     occurred_at: UtcDatetime = Field(description="When it happened (event time), with an offset.")
     session_id: Id | None = Field(default=None, description="Browsing session, when known.")
     schema_version: SchemaVersion = CURRENT_SCHEMA_VERSION
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _not_too_old(cls, value: datetime) -> datetime:
+        if value < OLDEST_OCCURRED_AT:
+            raise PydanticCustomError(
+                "datetime_too_far_in_past",
+                "Timestamp is before {oldest}; no event is that old",
+                {"oldest": OLDEST_OCCURRED_AT.strftime("%Y-%m-%dT%H:%M:%SZ")},
+            )
+        return value
 
     @field_validator("occurred_at")
     @classmethod

@@ -239,7 +239,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> Nudg
             value_type=bytes,
         )
     )
-    models = ModelRegistry(model_configs(settings), snapshots)
+    models = ModelRegistry(model_configs(settings), snapshots, metrics)
     trainer = TrainerHost(
         configs=model_configs(settings),
         snapshots=snapshots,
@@ -278,7 +278,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> Nudg
             metrics=metrics,
         )
         topic = _raw_topic(app, topic_name, settings.topic_partitions)
-        app.agent(topic, name=f"ingest-{label}")(_ingest_agent(ingestors[kind]))
+        app.agent(topic, name=f"ingest-{label}")(_ingest_agent(app, ingestors[kind]))
 
     _add_clock(app, settings, ingestors[TopicKind.clickstream], partitions)
     _forget_on_revoke(app, settings, store, partitions)
@@ -311,6 +311,7 @@ def _add_clock(app: faust.App, settings: Settings, ingestor: Ingestor, partition
 
     async def on_tick(stream: Any) -> None:
         async for event in stream.events():
+            await _restored(app)
             partition = event.message.partition
             mark = partitions.clock(partition).tick(utc_now())
             partitions.clocks[partition] = mark
@@ -337,7 +338,9 @@ def _forget_on_revoke(
 
     The commit Faust makes while revoking has written their staged state;
     what is left belongs to events whose offsets were not committed, which
-    the new owner applies again.
+    the new owner applies again. The due index is kept: a partition that
+    comes back without a recovery would otherwise never fire its deadlines,
+    and a stale entry costs one look at the stored state.
     """
     inbound = set(settings.consumed_topics().values())
 
@@ -345,7 +348,7 @@ def _forget_on_revoke(
         numbers = {tp.partition for tp in revoked if tp.topic in inbound}
         store.forget(numbers)
         for number in numbers:
-            partitions.forget(number)
+            partitions.forget_clock(number)
 
     signal: Any = app.on_partitions_revoked
     signal.connect(revoked)
@@ -355,12 +358,28 @@ def _raw_topic(app: faust.App, name: str, partitions: int) -> Any:
     return app.topic(name, key_serializer="raw", value_serializer="raw", partitions=partitions)
 
 
-def _ingest_agent(ingestor: Ingestor) -> Any:
+def _ingest_agent(app: faust.App, ingestor: Ingestor) -> Any:
     async def ingest(stream: Any) -> None:
         async for event in stream.events():
+            await _restored(app)
             await ingestor.handle(event.message)
 
     return ingest
+
+
+async def _restored(app: faust.App) -> None:
+    """Wait until the tables are restored, once, at start-up.
+
+    Faust resumes its streams while it reads the changelogs, and a message
+    fetched before then reaches an agent early: applied to a half-restored
+    profile, its state would overwrite the restored one (the crash test
+    lost events this way). Waiting keeps the message, applied on the full
+    state; Faust delivers it again after seeking, and the dedupe skips it.
+    """
+    tables: Any = app.tables
+    completed = tables.recovery.completed
+    if not completed.is_set():
+        await completed.wait()
 
 
 def _train_agent(trainer: TrainerHost) -> Any:

@@ -33,7 +33,7 @@ from typing import Any
 
 from faust.streams import _current_event
 from faust.transport.drivers import aiokafka as aiokafka_driver
-from faust.types import TP
+from faust.types import TP, Message
 
 from streams.ingest import CustomerStore, Part
 
@@ -94,9 +94,40 @@ class StateWriter:
 
 
 class CommittingConsumer(aiokafka_driver.Consumer):
-    """Faust's consumer, writing staged customer state before every offset commit."""
+    """Faust's consumer, writing staged customer state before every offset commit.
+
+    It also refuses to count a message as done that no agent ever received,
+    and never commits past one that is not done.
+    Faust's stream drops a message that reaches it while a rebalance has
+    flow control suspended, or from an older consumer generation, and acks
+    it anyway; the next commit then moves past an event nobody applied (the
+    broker-fault and crash tests lost events this way). Left unacked, the
+    offset holds the commit back and the message is fetched again once the
+    partition is assigned and sought to its committed offset.
+    """
 
     before_commit: Callable[[], Awaitable[None]] | None = None
+
+    def ack(self, message: Message) -> bool:
+        """Ack a message an agent received (Faust tracks it first); refuse one it skipped."""
+        if not message.tracked:
+            return False
+        return bool(super().ack(message))
+
+    def _new_offset(self, tp: TP) -> int | None:
+        """Commit only past a run of acked offsets that starts at the committed one.
+
+        Faust's own check lets the run start one past the committed offset
+        (it compares as if that offset had been processed, but it is the next
+        one to read), so a first message left unacked, as above, was skipped
+        by the next commit all the same.
+        """
+        acked = self._acked[tp]
+        committed = self._committed_offset[tp]
+        if acked and committed is not None and min(acked) > committed and not self._gap[tp]:
+            return None
+        result: int | None = super()._new_offset(tp)
+        return result
 
     async def _commit_offsets(
         self, offsets: Mapping[TP, int], start_new_transaction: bool = True

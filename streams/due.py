@@ -46,11 +46,5 @@ class DueIndex:
             due[customer_id] = None
         return list(due)
 
-    def forget(self, partition: int) -> None:
-        """Drop a partition this worker no longer owns."""
-        self._heaps.pop(partition, None)
-        for slot in [slot for slot in self._earliest if slot[0] == partition]:
-            del self._earliest[slot]
-
     def __len__(self) -> int:
         return sum(len(heap) for heap in self._heaps.values())

@@ -201,9 +201,8 @@ class Partitions:
         """Return the partition's watermark (a fresh one if nothing was seen yet)."""
         return self.clocks.get(partition) or Watermark(self.lateness)
 
-    def forget(self, partition: int) -> None:
-        """Drop the clock and due index of a partition this worker no longer owns."""
-        self.due.forget(partition)
+    def forget_clock(self, partition: int) -> None:
+        """Drop the clock of a partition this worker no longer owns (it restarts from events)."""
         self.clocks.pop(partition, None)
 
     def remember(self, partition: int, customer_id: str, result: Result) -> None:
@@ -250,18 +249,15 @@ class Ingestor:
                 record = dead_letter_for_key_mismatch(outcome, _source(message), now=wall)
                 await self._reject(message, record)
                 return
-            mark = self.partitions.clock(message.partition)
-            if mark.is_late(outcome.occurred_at):
-                self.metrics.late_events.labels(self.label).inc()
-            mark = mark.observe(outcome.occurred_at)
-            self.partitions.clocks[message.partition] = mark
-            now = mark.now() or outcome.occurred_at
-            delay = (wall - now).total_seconds()
-            self.metrics.watermark_delay.labels(str(message.partition)).set(delay)
+            try:
+                now = self._advance_clock(message.partition, outcome.occurred_at, wall)
+            except Exception as exc:
+                await self._fail(message, exc, wall, outcome.type)
+                return
             await fire_due(self, message.partition, now)
             customer = outcome.customer_id
-            before = self.store.load(customer)
             try:
+                before = self.store.load(customer)
                 after = engine.on_event(
                     before.profile,
                     before.deadlines,
@@ -272,11 +268,7 @@ class Ingestor:
                     self.config,
                 )
             except Exception as exc:
-                log.exception("processing failed at %s[%d]@%d", *_where(message))
-                record = dead_letter_from_exception(
-                    exc, _source(message), now=wall, event_type=outcome.type
-                )
-                await self._reject(message, record)
+                await self._fail(message, exc, wall, outcome.type)
                 return
             self.metrics.events_consumed.labels(self.label, outcome.type).inc()
             if not after.applied:
@@ -300,6 +292,25 @@ class Ingestor:
             if message.destination is Destination.triggers:
                 self._observe_latency(message.value)
 
+    def _advance_clock(self, partition: int, occurred_at: datetime, wall: datetime) -> datetime:
+        """Move the partition's watermark past an event; return the time deadlines are due by."""
+        mark = self.partitions.clock(partition)
+        if mark.is_late(occurred_at):
+            self.metrics.late_events.labels(self.label).inc()
+        mark = mark.observe(occurred_at)
+        self.partitions.clocks[partition] = mark
+        now = mark.now() or occurred_at
+        self.metrics.watermark_delay.labels(str(partition)).set((wall - now).total_seconds())
+        return now
+
+    async def _fail(
+        self, message: InboundMessage, exc: Exception, wall: datetime, event_type: str
+    ) -> None:
+        """Dead-letter a valid message that could not be applied, with the exception."""
+        log.exception("processing failed at %s[%d]@%d", *_where(message))
+        record = dead_letter_from_exception(exc, _source(message), now=wall, event_type=event_type)
+        await self._reject(message, record)
+
     def _observe_latency(self, trigger: bytes) -> None:
         fields = orjson.loads(trigger)
         occurred = datetime.fromisoformat(fields["occurred_at"])
@@ -318,25 +329,37 @@ async def fire_due(ingestor: Ingestor, partition: int, now: datetime) -> None:
     """Fire every deadline and label horizon on ``partition`` that ``now`` has reached.
 
     Called while handling a message of that partition (an event or a clock
-    tick), so the tables write their changelogs to the right partition.
+    tick). A customer whose due work fails in the core is logged and left
+    for their next event: one bad state must not stop a partition.
     """
     for customer in ingestor.partitions.due.pop_due(partition, now):
         state = ingestor.store.load(customer)
-        after = state
-        for deadline in state.deadlines.items:
-            if deadline.due_at > now:
-                break
-            after = engine.on_deadline(
-                after.profile, after.deadlines, after.pending, deadline, now, ingestor.config
-            )
-            await ingestor.commit(partition, customer, state, after)
-            state = after
-        pending, examples = engine.expire_labels(state.pending, now)
-        if examples:
-            after = Result(state.profile, state.deadlines, pending, examples)
-            await ingestor.commit(partition, customer, state, after)
+        try:
+            steps = due_steps(state, now, ingestor.config)
+        except Exception:
+            log.exception("due work failed for customer %r on partition %d", customer, partition)
+            continue
+        for before, after in steps:
+            await ingestor.commit(partition, customer, before, after)
             state = after
         ingestor.partitions.remember(partition, customer, state)
+
+
+def due_steps(state: Result, now: datetime, config: EngineConfig) -> list[tuple[Result, Result]]:
+    """Take the core's steps for what is due by ``now``: deadlines in order, then labels."""
+    steps: list[tuple[Result, Result]] = []
+    for deadline in state.deadlines.items:
+        if deadline.due_at > now:
+            break
+        after = engine.on_deadline(
+            state.profile, state.deadlines, state.pending, deadline, now, config
+        )
+        steps.append((state, after))
+        state = after
+    pending, examples = engine.expire_labels(state.pending, now)
+    if examples:
+        steps.append((state, Result(state.profile, state.deadlines, pending, examples)))
+    return steps
 
 
 def _where(message: InboundMessage) -> tuple[str, int, int]:

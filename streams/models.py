@@ -35,6 +35,16 @@ log = logging.getLogger(__name__)
 TRAINER_KEY = "trainer"
 """Key of the whole trainer's snapshot in the snapshot table (models are keyed by name)."""
 
+PUBLISHED_AT_KEY = "trainer.published_at"
+"""Key of the last publication's Unix time in the snapshot table, so a process that
+loads a snapshot (a worker, or a trainer resuming) can tell its age."""
+
+
+def published_at(snapshots: Mapping[str, bytes]) -> float | None:
+    """When the snapshots in ``snapshots`` were published (None if never)."""
+    raw = snapshots.get(PUBLISHED_AT_KEY)
+    return float(raw) if raw is not None else None
+
 
 def model_configs(settings: Settings) -> dict[str, ModelConfig]:
     """Build the purchase and engagement models' configurations from settings."""
@@ -47,9 +57,15 @@ def model_configs(settings: Settings) -> dict[str, ModelConfig]:
 class ModelRegistry:
     """The models this worker scores with, refreshed from the snapshot table."""
 
-    def __init__(self, configs: Mapping[str, ModelConfig], snapshots: Mapping[str, bytes]) -> None:
+    def __init__(
+        self,
+        configs: Mapping[str, ModelConfig],
+        snapshots: Mapping[str, bytes],
+        metrics: Metrics | None = None,
+    ) -> None:
         self._models = {name: PropensityModel(config) for name, config in configs.items()}
         self._snapshots = snapshots
+        self._metrics = metrics
         self._loaded: dict[str, bytes] = {}
         # Built once: the ingestor asks for it on every event.
         self._scorers = Models(
@@ -64,6 +80,9 @@ class ModelRegistry:
             self._models[name] = PropensityModel.restore(blob)
             self._loaded[name] = blob
             log.info("scoring with %s version %d", name, self._models[name].version)
+            when = published_at(self._snapshots)
+            if self._metrics is not None and when is not None:
+                self._metrics.model_snapshot_timestamp.labels(name).set(when)
         return self._models[name].prediction(x)
 
     def engine_models(self) -> Models:
@@ -80,9 +99,16 @@ RECENT_EXAMPLES_KEPT = 100_000
 before its commit sends the examples of its last commit interval again, far
 fewer than this. About 10 MB of ids."""
 
+RECENT_EXAMPLES_SNAPSHOTTED = 10_000
+"""Of those, the newest kept with each trainer snapshot (16 bytes each, 160 KB),
+so a trainer that restarts still drops the repeats a crashed worker sends."""
+
+LEARNED_IDS_KEY = "trainer.learned_ids"
+"""Key of the snapshotted example ids in the snapshot table."""
+
 
 class RecentIds:
-    """The last ``size`` distinct ids seen, in arrival order."""
+    """The last ``size`` distinct example ids (32 hex digits) seen, in arrival order."""
 
     def __init__(self, size: int) -> None:
         self._size = size
@@ -96,6 +122,16 @@ class RecentIds:
         if len(self._ids) > self._size:
             del self._ids[next(iter(self._ids))]
         return True
+
+    def to_bytes(self, newest: int) -> bytes:
+        """Write the ``newest`` ids, oldest first, 16 raw bytes each."""
+        ids = list(self._ids)[-newest:] if newest else []
+        return b"".join(bytes.fromhex(item) for item in ids)
+
+    def remember(self, raw: bytes) -> None:
+        """Add ids written by :meth:`to_bytes` (a resumed trainer's memory)."""
+        for start in range(0, len(raw) - len(raw) % 16, 16):
+            self.first_time(raw[start : start + 16].hex())
 
 
 @dataclass
@@ -133,15 +169,18 @@ class TrainerHost:
         """Write a snapshot of every model, and of the trainer, to the snapshot table."""
         trainer = self._trainer or self._resume()
         blob = trainer.snapshot()
+        now = time.time()
         for name, model_blob in Trainer.model_snapshots(blob).items():
             self.snapshots[name] = model_blob
         self.snapshots[TRAINER_KEY] = blob
+        self.snapshots[LEARNED_IDS_KEY] = self._recent.to_bytes(RECENT_EXAMPLES_SNAPSHOTTED)
+        self.snapshots[PUBLISHED_AT_KEY] = repr(now).encode()
         for name, model in trainer.models.items():
             quality = model.quality.as_dict()
             self.metrics.model_auc.labels(name).set(quality["roc_auc"])
             self.metrics.model_log_loss.labels(name).set(quality["log_loss"])
             self.metrics.model_calibration_error.labels(name).set(quality["calibration_error"])
-            self.metrics.model_snapshot_timestamp.labels(name).set(time.time())
+            self.metrics.model_snapshot_timestamp.labels(name).set(now)
         self._since = 0
         self._last_snapshot = time.monotonic()
 
@@ -151,4 +190,9 @@ class TrainerHost:
             Trainer.restore(blob) if blob is not None else Trainer.create(self.configs.values())
         )
         log.info("trainer %s", "resumed from its snapshot" if blob else "started from zero")
+        self._recent.remember(self.snapshots.get(LEARNED_IDS_KEY) or b"")
+        when = published_at(self.snapshots)
+        if when is not None:  # the age alert must see a trainer that resumed and stalled
+            for name in self._trainer.models:
+                self.metrics.model_snapshot_timestamp.labels(name).set(when)
         return self._trainer

@@ -13,7 +13,9 @@ a deadline before it fires.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,9 +51,18 @@ class Watermark:
         return Watermark(self.lateness, self.newest, wall_now)
 
     def now(self) -> datetime | None:
-        """Event time up to which deadlines are due; None before anything was seen."""
+        """Event time up to which deadlines are due; None before anything was seen.
+
+        It saturates at the earliest representable time rather than overflow:
+        an event dated year 1 must not break every later event's clock.
+        """
         times = [t for t in (self.newest, self.wall) if t is not None]
-        return max(times) - self.lateness if times else None
+        if not times:
+            return None
+        newest = max(times)
+        if newest - _EARLIEST <= self.lateness:
+            return _EARLIEST
+        return newest - self.lateness
 
     def is_late(self, event_time: datetime) -> bool:
         """Tell whether an event at ``event_time`` arrives behind the watermark."""

@@ -44,3 +44,11 @@ def test_the_watermark_never_goes_back(offsets: list[int]) -> None:
         seen.append(now)
     assert seen == sorted(seen)
     assert seen[-1] == T0 + timedelta(seconds=max(offsets)) - LATENESS
+
+
+def test_an_event_from_year_one_saturates_instead_of_overflowing() -> None:
+    first = datetime(1, 1, 1, tzinfo=UTC)
+    mark = Watermark(LATENESS).observe(first)
+    assert mark.now() == datetime.min.replace(tzinfo=UTC)
+    assert not mark.is_late(first)
+    assert mark.observe(T0).now() == T0 - LATENESS

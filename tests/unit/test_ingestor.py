@@ -160,3 +160,38 @@ async def test_a_later_event_moves_the_clock_and_fires_the_due_browse_trigger() 
     assert trigger["trigger_type"] == "browse_abandonment"
     labels = {"trigger_type": "browse_abandonment", "outcome": "sent"}
     assert sample(adapter, "nudge_trigger_decisions_total", **labels) == 1
+
+
+async def test_a_failing_due_deadline_is_logged_and_the_event_still_applies(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    adapter, dead, _ = ingestor(TopicKind.clickstream)
+    view = minimal("product_view") | {"event_id": "v", "occurred_at": "2024-05-01T10:00:00Z"}
+    await adapter.handle(Message(dumps(view), topic="clickstream"))
+
+    def broken(*args: Any) -> engine.Result:
+        raise ZeroDivisionError("a corrupt deadline")
+
+    monkeypatch.setattr(engine, "on_deadline", broken)
+    later = minimal("page_view") | {"event_id": "p", "occurred_at": "2024-05-01T11:06:00Z"}
+    await adapter.handle(Message(dumps(later), topic="clickstream", offset=43))
+    assert "due work failed for customer 'cus-1'" in caplog.text
+    assert dead.sent == []
+    profile = adapter.store.profile("cus-1")
+    assert isinstance(profile, Profile)
+    assert profile.events_applied == 2
+
+
+async def test_a_failure_before_the_core_dead_letters_the_event_instead_of_losing_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    adapter, dead, _ = ingestor()
+
+    def broken(customer_id: str) -> engine.Result:
+        raise OSError("the table's store is unreadable")
+
+    monkeypatch.setattr(adapter.store, "load", broken)
+    await adapter.handle(Message(dumps(minimal("cart_add"))))
+    [(_, letter)] = dead.sent
+    assert letter["reason"] == "processing_error"
+    assert "OSError: the table's store is unreadable" in letter["detail"]

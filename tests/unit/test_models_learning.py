@@ -15,7 +15,7 @@ from online_models.labels import ENGAGEMENT, PURCHASE, LabelledExample
 from online_models.propensity import PRIOR_VERSION, ModelConfig, PropensityModel
 from online_models.trainer import SnapshotPolicy, Trainer, UnknownModelError
 from streams.metrics import Metrics
-from streams.models import RecentIds, TrainerHost
+from streams.models import ModelRegistry, RecentIds, TrainerHost, published_at
 
 pytestmark = pytest.mark.unit
 
@@ -167,3 +167,71 @@ def test_recent_ids_forget_the_oldest_beyond_their_size() -> None:
     assert recent.first_time("d")  # "a", the oldest, falls out
     assert recent.first_time("a")
     assert not recent.first_time("d")
+
+
+def test_a_resumed_trainer_and_a_loading_worker_report_the_snapshot_age() -> None:
+    snapshots: dict[str, bytes] = {}
+    trainer_metrics = Metrics.create(CollectorRegistry())
+    host = TrainerHost(
+        configs={PURCHASE: ModelConfig(name=PURCHASE)},
+        snapshots=snapshots,
+        policy=SnapshotPolicy(every_examples=10, every_seconds=3_600),
+        metrics=trainer_metrics,
+    )
+    for example in examples(seed=11, n=10):
+        host.learn(example.to_bytes())
+    published = published_at(snapshots)
+    assert published is not None
+
+    def stamp(metrics: Metrics) -> float | None:
+        return metrics.registry.get_sample_value(
+            "nudge_model_snapshot_timestamp_seconds", {"model": PURCHASE}
+        )
+
+    assert stamp(trainer_metrics) == published
+    resumed = TrainerHost(
+        configs={PURCHASE: ModelConfig(name=PURCHASE)},
+        snapshots=snapshots,
+        policy=SnapshotPolicy(),
+        metrics=Metrics.create(CollectorRegistry()),
+    )
+    resumed.learn(next(examples(seed=12, n=1)).to_bytes())
+    assert stamp(resumed.metrics) == published
+    worker_metrics = Metrics.create(CollectorRegistry())
+    registry = ModelRegistry({PURCHASE: ModelConfig(name=PURCHASE)}, snapshots, worker_metrics)
+    registry.score(PURCHASE, next(examples(seed=13, n=1)).features)
+    assert stamp(worker_metrics) == published
+
+
+def test_a_resumed_trainer_still_drops_examples_it_learned_before_its_snapshot() -> None:
+    snapshots: dict[str, bytes] = {}
+
+    def host() -> TrainerHost:
+        return TrainerHost(
+            configs={PURCHASE: ModelConfig(name=PURCHASE)},
+            snapshots=snapshots,
+            policy=SnapshotPolicy(every_examples=20, every_seconds=3_600),
+            metrics=Metrics.create(CollectorRegistry()),
+        )
+
+    data = [example.to_bytes() for example in examples(seed=14, n=45)]
+    first = host()
+    for raw in data[:40]:
+        first.learn(raw)  # snapshots after 20 and 40; the trainer then crashes
+    second = host()
+    for raw in data:  # a crashed worker sends its examples again, then new ones
+        second.learn(raw)
+    learned = second.metrics.registry.get_sample_value(
+        "nudge_model_examples_learned_total", {"model": PURCHASE}
+    )
+    assert learned == 5
+
+
+def test_recent_ids_round_trip_their_newest() -> None:
+    recent = RecentIds(10)
+    ids = [f"{n:032x}" for n in range(6)]
+    for item in ids:
+        recent.first_time(item)
+    copy = RecentIds(10)
+    copy.remember(recent.to_bytes(4))
+    assert [copy.first_time(item) for item in ids] == [True, True, False, False, False, False]

@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from faust.types.tuples import ConsumerMessage
 
 from online_models.labels import Pending
-from streams.commits import StateWriter
+from streams.commits import CommittingConsumer, StateWriter
 from streams.core.engine import Deadlines, Result
 from streams.core.profile import Profile, Tombstone
 from streams.ingest import CustomerStore, Part
@@ -164,3 +165,11 @@ def _assign(partition: int, table: MutableMapping[str, Any], key: str, value: An
 
 async def _never() -> None:
     raise AssertionError("nothing staged, nothing to flush")
+
+
+def test_a_message_no_agent_received_is_never_counted_as_done() -> None:
+    skipped = ConsumerMessage("clickstream", 0, 41, 0.0, 0, None, None, b"{}", None)
+    assert not skipped.tracked
+    consumer: Any = object.__new__(CommittingConsumer)  # ack reads nothing else for it
+    assert CommittingConsumer.ack(consumer, skipped) is False
+    assert not skipped.acked
