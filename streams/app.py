@@ -278,7 +278,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> Nudg
             metrics=metrics,
         )
         topic = _raw_topic(app, topic_name, settings.topic_partitions)
-        app.agent(topic, name=f"ingest-{label}")(_ingest_agent(app, ingestors[kind]))
+        app.agent(topic, name=f"ingest-{label}")(_ingest_agent(ingestors[kind]))
 
     _add_clock(app, settings, ingestors[TopicKind.clickstream], partitions)
     _forget_on_revoke(app, settings, store, partitions)
@@ -311,7 +311,6 @@ def _add_clock(app: faust.App, settings: Settings, ingestor: Ingestor, partition
 
     async def on_tick(stream: Any) -> None:
         async for event in stream.events():
-            await _restored(app)
             partition = event.message.partition
             mark = partitions.clock(partition).tick(utc_now())
             partitions.clocks[partition] = mark
@@ -358,28 +357,12 @@ def _raw_topic(app: faust.App, name: str, partitions: int) -> Any:
     return app.topic(name, key_serializer="raw", value_serializer="raw", partitions=partitions)
 
 
-def _ingest_agent(app: faust.App, ingestor: Ingestor) -> Any:
+def _ingest_agent(ingestor: Ingestor) -> Any:
     async def ingest(stream: Any) -> None:
         async for event in stream.events():
-            await _restored(app)
             await ingestor.handle(event.message)
 
     return ingest
-
-
-async def _restored(app: faust.App) -> None:
-    """Wait until the tables are restored, once, at start-up.
-
-    Faust resumes its streams while it reads the changelogs, and a message
-    fetched before then reaches an agent early: applied to a half-restored
-    profile, its state would overwrite the restored one (the crash test
-    lost events this way). Waiting keeps the message, applied on the full
-    state; Faust delivers it again after seeking, and the dedupe skips it.
-    """
-    tables: Any = app.tables
-    completed = tables.recovery.completed
-    if not completed.is_set():
-        await completed.wait()
 
 
 def _train_agent(trainer: TrainerHost) -> Any:

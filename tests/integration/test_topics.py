@@ -21,6 +21,7 @@ def settings_with_unique_topics(partitions: int, suffix: str) -> Settings:
             "cart",
             "email",
             "customers",
+            "replay",
             "deadletter",
             "profiles",
             "triggers",
