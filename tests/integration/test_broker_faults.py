@@ -496,7 +496,9 @@ def test_a_fault_mid_rebalance_applies_every_event_once_and_every_partition_resu
             text = log.read_text(errors="replace")
             assert reconnected(text, env.app_id), f"no reconnection logged in {log}"
             ends = [m.end() for m in re.finditer(LOST, text)]
-            assert "Worker ready" in text[ends[-1] :], f"{log}: not ready again after the outage"
+            ready = "Worker ready" in text[ends[-1] :]
+            # A worker caught by the stall below may never log it again.
+            assert ready or stalled, f"{log}: not ready again after the outage"
     if stalled:
         pytest.xfail(
             "faust-streaming/faust#629: partitions never consumed again after the rebalance, "
