@@ -13,7 +13,6 @@ newest record is the state.
 from __future__ import annotations
 
 import urllib.request
-import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,6 +25,7 @@ from online_models.labels import erased as erased_labels
 from schemas import TopicKind, encode
 from streams.core.engine import Deadlines
 from streams.simulator import SimulationConfig, events
+from tests.support.events import KeyedMessage, keyed_message
 from tests.support.kafka_io import latest_by_key, read_all
 from tests.support.ordered import InOrder, partition_of, wait_caught_up
 from tests.support.worker import WorkerEnv, running_worker
@@ -45,28 +45,16 @@ SHOP = SimulationConfig(
     duration=timedelta(days=1),
 )
 ERASED = 30
-Message = tuple[TopicKind, bytes, bytes]
 
 
-def message(kind: TopicKind, type_: str, customer: str, at: datetime, **fields: Any) -> Message:
-    body = {
-        "event_id": str(uuid.uuid4()),
-        "customer_id": customer,
-        "type": type_,
-        "occurred_at": at.isoformat(),
-        **fields,
-    }
-    return kind, customer.encode(), orjson.dumps(body)
-
-
-def afterwards(customer: str, at: datetime) -> list[Message]:
+def afterwards(customer: str, at: datetime) -> list[KeyedMessage]:
     """What an erased customer's devices keep sending: browsing, a cart, an order."""
     product = {"product_id": "sku-9", "price": "80.00", "currency": "EUR", "category": "bags"}
     line = {"product_id": "sku-9", "quantity": 1, "unit_price": "80.00"}
     return [
-        message(TopicKind.clickstream, "product_view", customer, at, **product),
-        message(TopicKind.cart, "cart_add", customer, at + timedelta(minutes=1), **line),
-        message(
+        keyed_message(TopicKind.clickstream, "product_view", customer, at, **product),
+        keyed_message(TopicKind.cart, "cart_add", customer, at + timedelta(minutes=1), **line),
+        keyed_message(
             TopicKind.cart,
             "order_placed",
             customer,
@@ -110,7 +98,9 @@ def test_an_erased_customer_leaves_nothing_personal_in_any_store(
         wait_caught_up(kafka_admin, env)
         before = changelogs(env)
 
-        erasures = [message(TopicKind.customers, "customer_erased", c, erased_at) for c in erased]
+        erasures = [
+            keyed_message(TopicKind.customers, "customer_erased", c, erased_at) for c in erased
+        ]
         later = [m for c in erased for m in afterwards(c, erased_at + timedelta(minutes=5))]
         # One event per partition a day later fires whatever deadline or label
         # horizon the erased customers had.
@@ -119,7 +109,9 @@ def test_an_erased_customer_leaves_nothing_personal_in_any_store(
             ticks.setdefault(partition_of(f"tick-{n}".encode(), env.partitions), f"tick-{n}")
         next_day = erased_at + timedelta(days=2)
         tick_events = [
-            message(TopicKind.clickstream, "page_view", c, next_day, url="https://shop.example/")
+            keyed_message(
+                TopicKind.clickstream, "page_view", c, next_day, url="https://shop.example/"
+            )
             for c in ticks.values()
         ]
         for item in erasures + later + tick_events:

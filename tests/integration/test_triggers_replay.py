@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import io
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -56,6 +55,7 @@ from streams.settings import Settings
 from streams.simulator import SimulationConfig
 from streams.simulator.publish import JsonLinesSink, publish
 from streams.simulator.shop import generate
+from tests.support.events import keyed_message
 from tests.support.kafka_io import Record, latest_by_key, read_all
 from tests.support.ordered import (
     applied,
@@ -254,26 +254,16 @@ def test_pending_deadlines_survive_a_sigkill_and_an_erasure_drops_them(
     erased_before = [f"gone-early-{n}" for n in range(4)]  # erased before the kill
     erased_after = [f"gone-late-{n}" for n in range(4)]  # erased after the restart
 
-    def event(kind: TopicKind, type_: str, customer: str, at: datetime, **fields: Any) -> Any:
-        body = {
-            "event_id": str(uuid.uuid4()),
-            "customer_id": customer,
-            "type": type_,
-            "occurred_at": at.isoformat(),
-            **fields,
-        }
-        return kind, customer.encode(), orjson.dumps(body)
-
     def view(customer: str, at: datetime) -> Any:
         product = {"product_id": "sku-1", "price": "25.00", "currency": "EUR", "category": "hats"}
-        return event(TopicKind.clickstream, "product_view", customer, at, **product)
+        return keyed_message(TopicKind.clickstream, "product_view", customer, at, **product)
 
     def erase(customer: str, at: datetime) -> Any:
-        return event(TopicKind.customers, "customer_erased", customer, at)
+        return keyed_message(TopicKind.customers, "customer_erased", customer, at)
 
     everyone = keep + erased_before + erased_after
     opening = [
-        event(TopicKind.customers, "consent_changed", c, t0, channel="email", granted=True)
+        keyed_message(TopicKind.customers, "consent_changed", c, t0, channel="email", granted=True)
         for c in everyone
     ]
     opening += [view(c, t0 + timedelta(minutes=1)) for c in everyone]  # due at 10:01
@@ -299,7 +289,7 @@ def test_pending_deadlines_survive_a_sigkill_and_an_erasure_drops_them(
     later = t0 + timedelta(hours=3)
     closing = [erase(c, t0 + timedelta(minutes=20)) for c in erased_after]
     closing += [
-        event(TopicKind.clickstream, "page_view", c, later, url="https://shop.example/")
+        keyed_message(TopicKind.clickstream, "page_view", c, later, url="https://shop.example/")
         for c in ticks.values()
     ]
     with running_worker(env, second_log, extra=RESTART):

@@ -18,12 +18,34 @@ from typing import Any
 
 import orjson
 
+from schemas import TopicKind
 from schemas.codec import EVENT_TYPES
 
 Event = dict[str, Any]
 EventFactory = Callable[[random.Random, str, datetime], dict[str, Any]]
 
 BASE_TIME = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+
+KeyedMessage = tuple[TopicKind, bytes, bytes]
+
+
+def keyed_message(
+    kind: TopicKind, type_: str, customer: str, at: datetime, **fields: Any
+) -> KeyedMessage:
+    """One event as a producer sends it: its topic kind, the customer as key, JSON bytes.
+
+    A fresh random ``event_id`` each call, as a shop's producer would give it:
+    the integration tests that use it compare state, never event ids.
+    """
+    body = {
+        "event_id": str(uuid.uuid4()),
+        "customer_id": customer,
+        "type": type_,
+        "occurred_at": at.isoformat(),
+        **fields,
+    }
+    return kind, customer.encode(), orjson.dumps(body)
 
 
 def _envelope(kind: str, customer: str, at: datetime, rng: random.Random) -> dict[str, Any]:
