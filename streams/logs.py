@@ -14,6 +14,12 @@ named like personal data (``email``, ``phone``...), and replaces the values
 of the secrets it is given (the Kafka password, the API token), which client
 libraries may print at debug level.
 
+A client library that cannot reach the broker logs the same error many
+times a second (aiokafka: about 55 lines a second while a broker is down);
+:class:`RepeatLimit` lets the first few records of each call site through
+in every window and counts the rest, so an outage leaves a readable log and
+the next record from that site says how many were held back.
+
 Faust's worker configures logging itself (``mode.Worker``); it takes the
 dictionary :func:`logging_config` returns as Faust's ``logging_config``
 setting and merges it with its own, so the level still comes from
@@ -25,7 +31,9 @@ from __future__ import annotations
 import logging
 import logging.config
 import re
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -129,6 +137,59 @@ class RedactPersonalData(logging.Filter):
         return True
 
 
+class RepeatLimit(logging.Filter):
+    """Let at most ``burst`` warnings or errors from one call site through per ``window`` seconds.
+
+    A call site is the logger, file and line, so a message whose arguments
+    change (a node id, an attempt count) still counts as one. Records below
+    WARNING pass untouched: debug and info floods are the reader's choice of
+    level. The first record from a site after a held-back stretch carries
+    ``repeats_suppressed``, the number of records dropped since the last one
+    shown, so the log never hides that something kept happening.
+    """
+
+    def __init__(
+        self,
+        burst: int = 5,
+        window: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        if burst < 1 or window <= 0:
+            raise ValueError(f"RepeatLimit needs burst >= 1 and window > 0, got {burst}, {window}")
+        self._burst = burst
+        self._window = window
+        self._clock = clock
+        self._sites: dict[tuple[str, str, int], _Site] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Pass ``record`` if its site is under the limit; else count it and drop it."""
+        if record.levelno < logging.WARNING:
+            return True
+        now = self._clock()
+        key = (record.name, record.pathname, record.lineno)
+        site = self._sites.get(key)
+        if site is None or now - site.start >= self._window:
+            if site is not None and site.held:
+                record.repeats_suppressed = site.held
+            self._sites[key] = _Site(start=now)
+            return True
+        if site.shown < self._burst:
+            site.shown += 1
+            return True
+        site.held += 1
+        return False
+
+
+@dataclass(slots=True)
+class _Site:
+    """One call site's current window: when it opened, records shown and held back in it."""
+
+    start: float
+    shown: int = 1
+    held: int = 0
+
+
 def _timestamp(record: logging.LogRecord) -> str:
     return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
 
@@ -182,7 +243,7 @@ FORMATTERS: dict[str, type[logging.Formatter]] = {
 
 
 def logging_config(log_format: LogFormat, secrets: Iterable[SecretStr] = ()) -> dict[str, Any]:
-    """Build a ``logging.config.dictConfig`` dictionary: stdout, ``log_format``, redaction.
+    """Build a ``logging.config.dictConfig`` dictionary: stdout, format, repeat limit, redaction.
 
     ``merge: True`` makes Faust's worker merge it with its own configuration
     (its handler named ``default`` is replaced by this one; the root level
@@ -195,13 +256,14 @@ def logging_config(log_format: LogFormat, secrets: Iterable[SecretStr] = ()) -> 
         "disable_existing_loggers": False,
         "formatters": {"nudge": {"()": f"{__name__}.{FORMATTERS[log_format].__name__}"}},
         "filters": {
-            "personal_data": {"()": f"{__name__}.RedactPersonalData", "secrets": tuple(secrets)}
+            "repeats": {"()": f"{__name__}.RepeatLimit"},
+            "personal_data": {"()": f"{__name__}.RedactPersonalData", "secrets": tuple(secrets)},
         },
         "handlers": {
             "default": {
                 "class": "logging.StreamHandler",
                 "formatter": "nudge",
-                "filters": ["personal_data"],
+                "filters": ["repeats", "personal_data"],
                 "stream": "ext://sys.stdout",
             }
         },

@@ -17,6 +17,7 @@ from streams.logs import (
     ConsoleFormatter,
     JsonFormatter,
     RedactPersonalData,
+    RepeatLimit,
     configure,
     logging_config,
     redact,
@@ -135,7 +136,7 @@ def test_the_worker_configuration_replaces_fausts_handler_and_keeps_its_level() 
     assert config["merge"] is True
     assert "root" not in config
     assert set(config["handlers"]) == {"default"}
-    assert config["handlers"]["default"]["filters"] == ["personal_data"]
+    assert config["handlers"]["default"]["filters"] == ["repeats", "personal_data"]
 
 
 @pytest.mark.parametrize("log_format", ["json", "console"])
@@ -163,3 +164,76 @@ def test_docstring_examples() -> None:
     from streams import logs
 
     assert doctest.testmod(logs).failed == 0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def error_at(
+    line: int, message: str = "Unable connect to node 1", level: int = 40
+) -> logging.LogRecord:
+    return logging.LogRecord("aiokafka", level, "conn.py", line, message, (), None)
+
+
+def test_a_flood_from_one_call_site_is_cut_to_a_burst_per_window() -> None:
+    clock = Clock()
+    limit = RepeatLimit(burst=3, window=10.0, clock=clock)
+    shown = []
+    for n in range(100):  # 100 errors in 1 s, as a client does while the broker is down
+        clock.now = n / 100
+        record = error_at(7, f"attempt {n}")
+        if limit.filter(record):
+            shown.append(record)
+    assert [r.getMessage() for r in shown] == ["attempt 0", "attempt 1", "attempt 2"]
+
+    clock.now = 10.5  # the next window: shown again, saying how many were held back
+    record = error_at(7)
+    assert limit.filter(record)
+    assert record.repeats_suppressed == 97  # type: ignore[attr-defined]
+
+
+def test_other_sites_and_lower_levels_are_not_limited() -> None:
+    limit = RepeatLimit(burst=1, window=10.0, clock=Clock())
+    assert limit.filter(error_at(7))
+    assert not limit.filter(error_at(7))
+    assert limit.filter(error_at(8))  # another line
+    assert all(limit.filter(error_at(7, level=logging.INFO)) for _ in range(50))
+
+
+def test_a_quiet_site_carries_no_count() -> None:
+    clock = Clock()
+    limit = RepeatLimit(burst=2, window=1.0, clock=clock)
+    for n in range(6):
+        clock.now = float(n)
+        record = error_at(7)
+        assert limit.filter(record)
+        assert not hasattr(record, "repeats_suppressed")
+
+
+@pytest.mark.parametrize(("burst", "window"), [(0, 1.0), (1, 0.0)])
+def test_a_limit_that_would_drop_everything_is_refused(burst: int, window: float) -> None:
+    with pytest.raises(ValueError, match="RepeatLimit"):
+        RepeatLimit(burst=burst, window=window)
+
+
+def test_the_worker_configuration_limits_repeats_through_dict_config(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    config = logging_config("console")
+    config.pop("merge")
+    config["root"] = {"level": "INFO", "handlers": ["default"]}
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    try:
+        logging.config.dictConfig(config)
+        for n in range(50):
+            logging.getLogger("aiokafka.test").error("Unable connect to node %d", n)
+    finally:
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+    assert capsys.readouterr().out.count("Unable connect to node") == 5
