@@ -26,7 +26,6 @@ from streams.codecs import StoredCodec
 from streams.commits import CommittingTransport, StateWriter
 from streams.core.engine import Deadlines, Destination, EngineConfig
 from streams.core.policy import PolicyConfig
-from streams.core.profile import Profile, Tombstone, state_from_bytes
 from streams.core.profile_view import profile_document
 from streams.core.reducer import ProfileConfig
 from streams.core.triggers.base import TriggerConfig
@@ -35,6 +34,7 @@ from streams.kafka_security import broker_credentials, kafka_python_options
 from streams.logs import logging_config
 from streams.metrics import Metrics
 from streams.models import ModelRegistry, TrainerHost, model_configs
+from streams.profile_cache import ProfileCache
 from streams.settings import Settings
 from streams.topics import ensure_topics, topic_specs
 from streams.web import add_metrics_page, add_profile_api
@@ -69,7 +69,7 @@ class NudgeApp(faust.App):
 
 
 class CustomerTable(faust.Table[str, Any]):
-    """A per-customer table: raw utf-8 keys, values through a :class:`StoredCodec`.
+    """A per-customer table: raw utf-8 keys, values through a codec (or raw bytes).
 
     Faust derives a table's serializers from its key and value types and
     builds the changelog topic from them when the table is registered; they
@@ -78,34 +78,37 @@ class CustomerTable(faust.Table[str, Any]):
     recovery failed with only a warning). Raw keys are the bytes producers
     key by, so Faust's table routing hashes a customer to the partition of
     their events. ``on_restore`` sees every restored record with its
-    partition, so the due index is rebuilt from the changelog.
+    partition and stored value, so the due index is rebuilt from the
+    changelog and a cache in front of the table drops what it replaced.
     """
 
     def __init__(
         self,
         app: faust.App,
         *,
-        codec: StoredCodec,
-        on_restore: Callable[[int, str, Any], None] | None = None,
+        codec: StoredCodec | None,
+        on_restore: Callable[[int, str, Any], None],
         **kwargs: Any,
     ) -> None:
         super().__init__(app, **kwargs)
         self.key_serializer = "raw"
-        self.value_serializer = codec
-        self._codec = codec
+        self.value_serializer = codec if codec is not None else "raw"
         self._on_restore = on_restore
 
     def apply_changelog_batch(self, batch: Iterable[Any]) -> None:
-        """Restore as Faust does, then tell ``on_restore`` about each record."""
+        """Restore as Faust does, then tell ``on_restore`` about each record.
+
+        The value passed on is the one the store now holds, read back rather
+        than decoded a second time (a restore is bound by decoding).
+        """
         events = list(batch)
         super().apply_changelog_batch(events)
-        if self._on_restore is None:
-            return
+        stored = self.data
         for event in events:
             message = event.message
-            if message.key is not None and message.value is not None:
-                value = self._codec.loads(message.value)
-                self._on_restore(message.partition, message.key.decode(), value)
+            if message.key is not None:
+                key = message.key.decode()
+                self._on_restore(message.partition, key, stored.get(key))
 
 
 class SnapshotTable(faust.GlobalTable):
@@ -124,7 +127,7 @@ class Nudge:
     app: NudgeApp
     settings: Settings
     metrics: Metrics
-    profiles: Any  # faust Table[str, Profile | Tombstone]
+    profiles: Any  # faust Table[str, bytes]: each profile as its changelog holds it
     store: CustomerStore
     registry: ModelRegistry
     trainer: TrainerHost
@@ -181,7 +184,9 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "broker_rebalance_timeout": settings.consumer_session_timeout_seconds,
         "broker_commit_interval": settings.commit_interval_seconds,
         "consumer_auto_offset_reset": settings.auto_offset_reset,
-        "logging_config": logging_config(settings.log_format, secrets=settings.secrets()),
+        "logging_config": logging_config(
+            settings.log_format, secrets=settings.secrets(), repeat_burst=settings.log_repeat_burst
+        ),
         "producer_max_request_size": settings.deadletter_max_message_bytes + 64 * 1024,
         "consumer_max_fetch_size": settings.deadletter_max_message_bytes,
         "web_bind": settings.web_bind,
@@ -210,23 +215,29 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> Nudg
         elif isinstance(value, Pending):
             partitions.due.add(partition, value.next_horizon_end, customer)
 
-    def customer_table(name: str, codec: StoredCodec) -> Any:
+    def customer_table(
+        name: str, codec: StoredCodec | None, on_restore: Callable[[int, str, Any], None]
+    ) -> Any:
         table = CustomerTable(
             app,
             name=name,
             codec=codec,
-            on_restore=restored,
+            on_restore=on_restore,
             beacon=app.tables.beacon,
             partitions=settings.topic_partitions,
             key_type=str,
         )
         return app.tables.add(table)
 
-    profiles = customer_table("profiles", StoredCodec(state_from_bytes, (Profile, Tombstone)))
+    # Profiles are kept as their changelog bytes, decoded on use (see streams.profile_cache).
+    profiles = customer_table("profiles", None, lambda _p, c, _v: decoded.invalidate(c))
+    decoded = ProfileCache(profiles, capacity=settings.profile_cache_customers)
     store = CustomerStore(
-        profiles=profiles,
-        deadlines=customer_table("deadlines", StoredCodec(Deadlines.from_bytes, Deadlines)),
-        pending=customer_table("labels", StoredCodec(Pending.from_bytes, Pending)),
+        profiles=decoded,
+        deadlines=customer_table(
+            "deadlines", StoredCodec(Deadlines.from_bytes, Deadlines), restored
+        ),
+        pending=customer_table("labels", StoredCodec(Pending.from_bytes, Pending), restored),
     )
     app.state_writer = StateWriter(store, settings.topic_clickstream, app.producer.flush)
     snapshots: Any = app.tables.add(
@@ -281,11 +292,12 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> Nudg
         app.agent(topic, name=f"ingest-{label}")(_ingest_agent(ingestors[kind]))
 
     _add_clock(app, settings, ingestors[TopicKind.clickstream], partitions)
-    _forget_on_revoke(app, settings, store, partitions)
+    _forget_on_revoke(app, settings, store, partitions, decoded)
     training = _raw_topic(app, settings.topic_training, 1)
     app.agent(training, name="train", concurrency=1)(_train_agent(trainer))
 
     metrics.watch_worker(app, profiles, settings.consumed_topics())
+    metrics.watch_profile_cache(decoded)
     add_metrics_page(app, metrics.registry)
     add_profile_api(
         app,
@@ -331,13 +343,19 @@ def _add_clock(app: faust.App, settings: Settings, ingestor: Ingestor, partition
 
 
 def _forget_on_revoke(
-    app: faust.App, settings: Settings, store: CustomerStore, partitions: Partitions
+    app: faust.App,
+    settings: Settings,
+    store: CustomerStore,
+    partitions: Partitions,
+    decoded: ProfileCache,
 ) -> None:
     """Drop what the worker kept about partitions another worker now owns.
 
     The commit Faust makes while revoking has written their staged state;
     what is left belongs to events whose offsets were not committed, which
-    the new owner applies again. The due index is kept: a partition that
+    the new owner applies again. Decoded profiles are dropped too: if a
+    partition comes back, its restore brings what others wrote meanwhile.
+    The due index is kept: a partition that
     comes back without a recovery would otherwise never fire its deadlines,
     and a stale entry costs one look at the stored state.
     """
@@ -346,6 +364,8 @@ def _forget_on_revoke(
     async def revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
         numbers = {tp.partition for tp in revoked if tp.topic in inbound}
         store.forget(numbers)
+        if numbers:
+            decoded.forget_decoded()
         for number in numbers:
             partitions.forget_clock(number)
 

@@ -242,28 +242,32 @@ FORMATTERS: dict[str, type[logging.Formatter]] = {
 }
 
 
-def logging_config(log_format: LogFormat, secrets: Iterable[SecretStr] = ()) -> dict[str, Any]:
+def logging_config(
+    log_format: LogFormat, secrets: Iterable[SecretStr] = (), repeat_burst: int = 5
+) -> dict[str, Any]:
     """Build a ``logging.config.dictConfig`` dictionary: stdout, format, repeat limit, redaction.
 
     ``merge: True`` makes Faust's worker merge it with its own configuration
     (its handler named ``default`` is replaced by this one; the root level
     stays the worker's ``-l`` option). ``secrets`` stay ``SecretStr`` inside
-    the dictionary, so printing it shows none of them.
+    the dictionary, so printing it shows none of them. ``repeat_burst`` is
+    :class:`RepeatLimit`'s burst; 0 leaves repeats unlimited.
     """
+    filters = ["repeats", "personal_data"] if repeat_burst else ["personal_data"]
     return {
         "version": 1,
         "merge": True,
         "disable_existing_loggers": False,
         "formatters": {"nudge": {"()": f"{__name__}.{FORMATTERS[log_format].__name__}"}},
         "filters": {
-            "repeats": {"()": f"{__name__}.RepeatLimit"},
+            "repeats": {"()": f"{__name__}.RepeatLimit", "burst": max(repeat_burst, 1)},
             "personal_data": {"()": f"{__name__}.RedactPersonalData", "secrets": tuple(secrets)},
         },
         "handlers": {
             "default": {
                 "class": "logging.StreamHandler",
                 "formatter": "nudge",
-                "filters": ["repeats", "personal_data"],
+                "filters": filters,
                 "stream": "ext://sys.stdout",
             }
         },

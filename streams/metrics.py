@@ -27,10 +27,10 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 log = logging.getLogger(__name__)
@@ -229,6 +229,10 @@ class Metrics:
         self.registry.register(ConsumerLagCollector(faust_consumer_lag(app, topics)))
         self.registry.register(TableEntriesCollector("profiles", faust_table_entries(app, table)))
 
+    def watch_profile_cache(self, cache: CacheReads) -> None:
+        """Report the profile cache's hits, misses and size at scrape time."""
+        self.registry.register(ProfileCacheCollector(cache))
+
 
 class PartitionLag(NamedTuple):
     """How far a consumer is behind on one partition."""
@@ -301,6 +305,59 @@ class TableEntriesCollector(Collector):
             "Keys (customers, tombstones included) a table holds for this worker's active "
             "partitions; RocksDB stores report their estimate, per partition.",
             labels=["table", "partition"],
+        )
+
+
+class CacheReads(Protocol):
+    """What :class:`ProfileCacheCollector` reads: counts kept by the cache itself."""
+
+    hits: int
+    misses: int
+
+    @property
+    def decoded(self) -> int:
+        """Customers held decoded now."""
+        ...
+
+
+class ProfileCacheCollector(Collector):
+    """The profile cache's reads and size, read from the cache at scrape time.
+
+    The cache counts with plain integers on the hot path; a scrape turns them
+    into counters, so a read costs no metric lookup.
+    """
+
+    def __init__(self, cache: CacheReads) -> None:
+        self._cache = cache
+
+    def describe(self) -> Iterator[Metric]:
+        """Name the families without reading the cache."""
+        return iter(self._families())
+
+    def collect(self) -> Iterator[Metric]:
+        """Report hits, misses and customers held decoded."""
+        hits, misses, decoded = self._families()
+        hits.add_metric([], self._cache.hits)
+        misses.add_metric([], self._cache.misses)
+        decoded.add_metric([], self._cache.decoded)
+        yield from (hits, misses, decoded)
+
+    @staticmethod
+    def _families() -> tuple[CounterMetricFamily, CounterMetricFamily, GaugeMetricFamily]:
+        return (
+            CounterMetricFamily(
+                "nudge_profile_cache_hits",
+                "Profile reads answered by a decoded profile held in memory.",
+            ),
+            CounterMetricFamily(
+                "nudge_profile_cache_misses",
+                "Profile reads that decoded the stored bytes (customers not seen lately).",
+            ),
+            GaugeMetricFamily(
+                "nudge_profile_cache_customers",
+                "Customers whose profile this worker holds decoded (NUDGE_PROFILE_CACHE_CUSTOMERS "
+                "at most).",
+            ),
         )
 
 

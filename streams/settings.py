@@ -171,6 +171,9 @@ class Settings(BaseSettings):
     min_positives: Annotated[int, Field(ge=0)] = 500
     """Labelled positives a model learns before its scores replace the RFM prior."""
 
+    profile_cache_customers: Annotated[int, Field(ge=0, le=10_000_000)] = 20_000
+    """Customers whose profile a worker keeps decoded (about 9 KB each); the rest stay bytes."""
+
     snapshot_every_examples: Annotated[int, Field(ge=1)] = 1_000
     snapshot_every_seconds: Annotated[float, Field(gt=0)] = 60.0
 
@@ -192,6 +195,9 @@ class Settings(BaseSettings):
 
     log_format: Literal["json", "console"] = "console"
     """Worker logs: one JSON object per line (the image's default), or readable lines."""
+
+    log_repeat_burst: Annotated[int, Field(ge=0, le=1_000_000)] = 5
+    """Warnings and errors shown per call site every 10 s (the rest are counted); 0: no limit."""
 
     @field_validator("bootstrap_servers")
     @classmethod

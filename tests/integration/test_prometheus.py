@@ -45,6 +45,7 @@ SALT = "nudge-prometheus-test"
 HOLDOUT_SHARE = 0.5
 LIVE = {
     "NUDGE_LOG_FORMAT": "json",
+    "NUDGE_LOG_REPEAT_BURST": "0",  # every dead letter's line, for the log checks at the end
     "NUDGE_BROWSE_WAIT_MINUTES": "0.05",  # 3 seconds
     "NUDGE_ALLOWED_LATENESS_SECONDS": "1",
     "NUDGE_CLOCK_TICK_SECONDS": "0.5",

@@ -201,11 +201,12 @@ class Collect:
 
 
 def replay_through_a_worker(
-    kafka_bootstrap: str, admin: Any, path: Path, log: Path
+    kafka_bootstrap: str, admin: Any, path: Path, log: Path, cached_profiles: int
 ) -> dict[str, list[Record]]:
     """Replay the file as ``nudge replay --ordered`` does, through a fresh worker; read outputs."""
     env = WorkerEnv.fresh(kafka_bootstrap, partitions=4)
-    with running_worker(env, log, extra=REPLAY):
+    cache = {"NUDGE_PROFILE_CACHE_CUSTOMERS": str(cached_profiles)}
+    with running_worker(env, log, extra=REPLAY | cache):
         errors = io.StringIO()
         tally = replay_to_kafka(settings_for(env, REPLAY), path, errors=errors, ordered=True)
         wait_caught_up(admin, env)
@@ -219,8 +220,10 @@ def test_the_same_file_replayed_twice_gives_the_same_triggers_and_decisions(
     path = tmp_path / "events.jsonl"
     publish(generate(SHOP), JsonLinesSink(path))  # what `nudge simulate --out` writes
 
-    first = replay_through_a_worker(kafka_bootstrap, kafka_admin, path, tmp_path / "1.log")
-    second = replay_through_a_worker(kafka_bootstrap, kafka_admin, path, tmp_path / "2.log")
+    # The first worker keeps every profile decoded; the second only one, so
+    # nearly every event reads its customer back from the table's bytes.
+    first = replay_through_a_worker(kafka_bootstrap, kafka_admin, path, tmp_path / "1.log", 20_000)
+    second = replay_through_a_worker(kafka_bootstrap, kafka_admin, path, tmp_path / "2.log", 1)
 
     # Each partition's messages come in a fixed order but the partitions
     # interleave differently each run, so each topic is compared as a

@@ -237,3 +237,9 @@ def test_the_worker_configuration_limits_repeats_through_dict_config(
         root.handlers[:] = saved_handlers
         root.setLevel(saved_level)
     assert capsys.readouterr().out.count("Unable connect to node") == 5
+
+
+def test_a_burst_of_zero_turns_the_limit_off() -> None:
+    config = logging_config("json", repeat_burst=0)
+    assert config["handlers"]["default"]["filters"] == ["personal_data"]
+    assert logging_config("json", repeat_burst=2)["filters"]["repeats"]["burst"] == 2
