@@ -160,6 +160,21 @@ PIPELINE = Dashboard(
                     ),
                 ),
                 Panel(
+                    "Profile cache hit ratio",
+                    "Profile reads answered from memory; the rest decode stored bytes. Low and "
+                    "falling: raise NUDGE_PROFILE_CACHE_CUSTOMERS if the memory allows.",
+                    (
+                        q(
+                            "sum by (instance) (rate(nudge_profile_cache_hits_total"
+                            f"{{{WORKERS}}}[{RATE}])) / sum by (instance) "
+                            f"(rate(nudge_profile_cache_hits_total{{{WORKERS}}}[{RATE}]) + "
+                            f"rate(nudge_profile_cache_misses_total{{{WORKERS}}}[{RATE}]))",
+                            "{{instance}}",
+                        ),
+                    ),
+                    unit="percentunit",
+                ),
+                Panel(
                     "Events skipped",
                     "Valid events that changed nothing: redelivered duplicates, erased customers.",
                     (

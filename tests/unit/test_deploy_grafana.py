@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from deploy.grafana import generate
 from deploy.prometheus import promql
 from streams.metrics import Metrics
+from streams.profile_cache import ProfileCache
 
 pytestmark = pytest.mark.unit
 
@@ -26,6 +27,7 @@ def exposed_names() -> set[str]:
     """Every series name a worker's /metrics can carry, as PromQL selects it."""
     metrics = Metrics.create(CollectorRegistry())
     metrics.watch_worker(app=None, table=None, topics={})
+    metrics.watch_profile_cache(ProfileCache({}, capacity=0))
     names = set()
     for family in metrics.registry.collect():
         suffix = {"counter": "_total", "info": "_info"}.get(family.type, "")
