@@ -25,6 +25,7 @@ from online_models.labels import erased as erased_labels
 from schemas import TopicKind, encode
 from streams.core.engine import Deadlines
 from streams.simulator import SimulationConfig, events
+from tests.support.event_time import EVENT_TIME
 from tests.support.events import KeyedMessage, keyed_message
 from tests.support.kafka_io import latest_by_key, read_all
 from tests.support.ordered import InOrder, partition_of, wait_caught_up
@@ -32,12 +33,7 @@ from tests.support.worker import WorkerEnv, running_worker
 
 pytestmark = pytest.mark.integration
 
-SETTINGS = {
-    "NUDGE_WALL_CLOCK": "false",
-    "NUDGE_MIN_POSITIVES": "1000000000",
-    "NUDGE_HIGH_INTENT_THRESHOLD": "0.2",
-    "NUDGE_HOLDOUT_SHARE": "0.1",
-}
+SETTINGS = EVENT_TIME | {"NUDGE_HIGH_INTENT_THRESHOLD": "0.2", "NUDGE_HOLDOUT_SHARE": "0.1"}
 SHOP = SimulationConfig(
     seed=41,
     customers=200,

@@ -55,6 +55,7 @@ from streams.settings import Settings
 from streams.simulator import SimulationConfig
 from streams.simulator.publish import JsonLinesSink, publish
 from streams.simulator.shop import generate
+from tests.support.event_time import EVENT_TIME
 from tests.support.events import keyed_message
 from tests.support.kafka_io import Record, latest_by_key, read_all
 from tests.support.ordered import (
@@ -67,11 +68,6 @@ from tests.support.worker import WorkerEnv, running_worker
 
 pytestmark = pytest.mark.integration
 
-EVENT_TIME = {
-    "NUDGE_WALL_CLOCK": "false",  # a replay of history: only event time fires deadlines
-    "NUDGE_ALLOWED_LATENESS_SECONDS": "300",  # the default: ordering removes the replay skew
-    "NUDGE_MIN_POSITIVES": "1000000000",  # score with the prior throughout (see above)
-}
 OUTPUTS = ("triggers", "holdout", "decisions")
 
 # A small seeded shop: 300 customers over two days (about 2,500 events),

@@ -37,7 +37,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from schemas import InboundEvent, encode
 from streams.simulator import SimulationConfig, events
-from tests.integration.test_triggers_replay import EVENT_TIME, values
+from tests.integration.test_triggers_replay import values
+from tests.support.event_time import EVENT_TIME
 from tests.support.kafka_io import read_all
 from tests.support.ordered import send_in_order, wait_caught_up
 from tests.support.worker import WorkerEnv, running_worker, scrape
