@@ -355,9 +355,9 @@ def _forget_on_revoke(
     what is left belongs to events whose offsets were not committed, which
     the new owner applies again. Decoded profiles are dropped too: if a
     partition comes back, its restore brings what others wrote meanwhile.
-    The due index is kept: a partition that
-    comes back without a recovery would otherwise never fire its deadlines,
-    and a stale entry costs one look at the stored state.
+    The due index is kept: a partition that comes back without a recovery
+    would otherwise never fire its deadlines, and a stale entry costs one
+    look at the stored state.
     """
     inbound = set(settings.consumed_topics().values())
 

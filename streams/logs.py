@@ -15,7 +15,7 @@ of the secrets it is given (the Kafka password, the API token), which client
 libraries may print at debug level.
 
 A client library that cannot reach the broker logs the same error many
-times a second (aiokafka: about 55 lines a second while a broker is down);
+times a second (aiokafka: 1,267 lines in the broker-outage test's ten seconds);
 :class:`RepeatLimit` lets the first few records of each call site through
 in every window and counts the rest, so an outage leaves a readable log and
 the next record from that site says how many were held back.
@@ -253,21 +253,23 @@ def logging_config(
     the dictionary, so printing it shows none of them. ``repeat_burst`` is
     :class:`RepeatLimit`'s burst; 0 leaves repeats unlimited.
     """
-    filters = ["repeats", "personal_data"] if repeat_burst else ["personal_data"]
+    filters: dict[str, dict[str, Any]] = {
+        "personal_data": {"()": f"{__name__}.RedactPersonalData", "secrets": tuple(secrets)}
+    }
+    if repeat_burst:
+        # Before redaction, which renders the message: the limit counts call sites.
+        filters = {"repeats": {"()": f"{__name__}.RepeatLimit", "burst": repeat_burst}} | filters
     return {
         "version": 1,
         "merge": True,
         "disable_existing_loggers": False,
         "formatters": {"nudge": {"()": f"{__name__}.{FORMATTERS[log_format].__name__}"}},
-        "filters": {
-            "repeats": {"()": f"{__name__}.RepeatLimit", "burst": max(repeat_burst, 1)},
-            "personal_data": {"()": f"{__name__}.RedactPersonalData", "secrets": tuple(secrets)},
-        },
+        "filters": filters,
         "handlers": {
             "default": {
                 "class": "logging.StreamHandler",
                 "formatter": "nudge",
-                "filters": filters,
+                "filters": list(filters),
                 "stream": "ext://sys.stdout",
             }
         },
