@@ -17,13 +17,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import faust
+from mode.utils.objects import cached_property
+from mode.utils.queues import FlowControlEvent
 from prometheus_client import CollectorRegistry
 
 from online_models.labels import Pending
 from online_models.trainer import SnapshotPolicy
 from schemas import TopicKind
 from streams.codecs import StoredCodec
-from streams.commits import CommittingTransport, StateWriter
+from streams.commits import CommittingTransport, StateWriter, SteadyFlowControl
 from streams.core.engine import Deadlines, Destination, EngineConfig
 from streams.core.policy import PolicyConfig
 from streams.core.profile_view import profile_document
@@ -37,6 +39,7 @@ from streams.models import ModelRegistry, TrainerHost, model_configs
 from streams.profile_cache import ProfileCache
 from streams.settings import Settings
 from streams.topics import ensure_topics, topic_specs
+from streams.watchdog import watch_for_stalls
 from streams.web import add_metrics_page, add_profile_api
 
 
@@ -53,6 +56,11 @@ class NudgeApp(faust.App):
         consumer: Any = super()._new_consumer()
         consumer.before_commit = self.state_writer.before_commit
         return consumer
+
+    @cached_property
+    def flow_control(self) -> FlowControlEvent:
+        """Flow control that never drops queued messages on a resume (see SteadyFlowControl)."""
+        return SteadyFlowControl(loop=self.loop)
 
     async def on_first_start(self) -> None:
         """Create missing topics (or stop on mismatched ones), then start as usual."""
@@ -298,6 +306,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> Nudg
 
     metrics.watch_worker(app, profiles, settings.consumed_topics())
     metrics.watch_profile_cache(decoded)
+    watch_for_stalls(app, settings.consumed_topics().values(), settings.stall_seconds, metrics)
     add_metrics_page(app, metrics.registry)
     add_profile_api(
         app,

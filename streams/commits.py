@@ -34,6 +34,7 @@ from typing import Any
 from faust.streams import _current_event
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP, Message
+from mode.utils.queues import FlowControlEvent
 
 from streams.ingest import CustomerStore, Part
 
@@ -135,6 +136,33 @@ class CommittingConsumer(aiokafka_driver.Consumer):
         if self.before_commit is not None:
             await self.before_commit()
         return await super()._commit_offsets(offsets, start_new_transaction)
+
+
+class SteadyFlowControl(FlowControlEvent):
+    """Faust's flow control, except that resuming a flow that is not suspended drops nothing.
+
+    ``FlowControlEvent.resume`` empties every agent's queue, so that what was
+    fetched before a rebalance is not handled after it. But Faust also calls
+    it when the flow is already running: once table recovery is done it
+    resumes the stream partitions, awaits the seek to their committed
+    offsets, and only then "resumes" the flow (``Recovery.on_recovery_completed``,
+    and ``_resume_streams`` without tables). Messages fetched during that
+    seek are of the current assignment and already queued for the agents;
+    the clear threw them away unhandled, while Faust's read offset had moved
+    past them, so they were not fetched again either. Faust's own commit
+    then skipped them (lost events); :class:`CommittingConsumer` holds its
+    commits back instead, and the partition never committed again: the
+    stall seen after restarts (faust-streaming/faust#596), more often when
+    events keep arriving while a worker starts. A rebalance
+    still empties the queues (Faust clears them when it suspends the flow),
+    and so does the first resume after a suspension.
+    """
+
+    def resume(self) -> None:
+        """Resume production into the queues; empty them only if the flow was suspended."""
+        if self.is_active():
+            return
+        super().resume()
 
 
 class CommittingTransport(aiokafka_driver.Transport):

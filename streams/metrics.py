@@ -77,6 +77,9 @@ ARMS = ("treatment", "holdout")
 DECISION_OUTCOMES = ("sent", "suppressed", "capped", "holdout", "deferred")
 """Outcomes of ``nudge_trigger_decisions_total`` (the policy's decisions)."""
 
+STALL_ACTIONS = ("unstick", "exit")
+"""Actions of ``nudge_consumer_stalls_total`` (``streams.watchdog.Action``, bar ``none``)."""
+
 MODELS = ("purchase", "engagement")
 """Models every worker scores with (``streams.models.model_configs``), for ``model`` labels."""
 
@@ -110,6 +113,8 @@ class Metrics:
     model_examples_learned: Counter
     model_snapshot_timestamp: Gauge
     model_drift: Counter
+    # The stall watchdog (streams/watchdog.py).
+    consumer_stalls: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> Metrics:
@@ -214,9 +219,18 @@ class Metrics:
                 ["model"],
                 registry=registry,
             ),
+            consumer_stalls=Counter(
+                "nudge_consumer_stalls_total",
+                "Inbound partitions found with messages waiting and no commit for "
+                "NUDGE_STALL_SECONDS, by what the watchdog did (unstick, then exit).",
+                ["action"],
+                registry=registry,
+            ),
         )
         for model in MODELS:
             metrics.model_drift.labels(model)  # a zero sample, so the first drift shows
+        for action in STALL_ACTIONS:
+            metrics.consumer_stalls.labels(action)  # likewise: a stall is rare
         return metrics
 
     def watch_worker(self, app: Any, table: Any, topics: Mapping[str, str]) -> None:

@@ -190,6 +190,12 @@ class Settings(BaseSettings):
     """How long the group waits for a silent worker before moving its partitions."""
 
     commit_interval_seconds: Annotated[float, Field(gt=0, le=60)] = 2.8
+    stall_seconds: Annotated[float, Field(ge=1, le=3_600)] = 60.0
+    """How long an inbound partition with messages waiting may go without a commit.
+
+    After that the worker logs an error and tries to unstick it; after as
+    long again it exits so its supervisor restarts it (``streams.watchdog``).
+    """
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     """Where a new consumer group starts; earliest so no event is skipped."""
 
@@ -227,6 +233,17 @@ class Settings(BaseSettings):
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             raise ValueError("unknown IANA time zone") from None
         return value
+
+    @model_validator(mode="after")
+    def _stalls_outlast_commits(self) -> Settings:
+        # A healthy partition commits once per interval; a shorter stall
+        # period would call every quiet stretch between commits a stall.
+        if self.stall_seconds < 2 * self.commit_interval_seconds:
+            raise ValueError(
+                f"stall_seconds ({self.stall_seconds:g}) must be at least twice "
+                f"commit_interval_seconds ({self.commit_interval_seconds:g})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _topics_are_distinct(self) -> Settings:

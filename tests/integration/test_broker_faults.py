@@ -13,8 +13,9 @@ seconds later on the same ports and data directory:
 2. in the middle of a rebalance, two workers: every event is applied exactly
    once, and every partition of every inbound topic is consumed afterwards.
    The same test also kills the joining worker instead, mid-rebalance, and
-   starts it again. Known Faust faults there xfail with their evidence (see
-   the test).
+   starts it again. A stall there must be recovered by the stall watchdog
+   (the test restarts a worker it makes exit); a lost event xfails with its
+   evidence (see the test).
 
 The test's own clients retry across the outage. kafka-python backs off
 reconnecting for up to 30 s by default; the clients here cap it at one
@@ -65,7 +66,7 @@ from tests.integration.test_crash import (
 from tests.support.events import valid_event
 from tests.support.kafka_io import latest_by_key, read_all, wait_for
 from tests.support.ordered import InOrder, partition_of, wait_caught_up, wait_consuming
-from tests.support.worker import WorkerEnv, running_worker
+from tests.support.worker import STALL_SETTINGS, Supervisor, WorkerEnv, running_worker
 
 pytestmark = [
     pytest.mark.integration,
@@ -76,6 +77,9 @@ pytestmark = [
 ]
 
 OUTAGE_SECONDS = 10.0
+STALL_RECOVERY = 120.0
+"""How long a stalled group may take to commit again: the watchdog's unstick and exit
+periods (``STALL_SETTINGS``), a restart, and the group waiting out the exited member."""
 BROKER_START_TIMEOUT = 180.0
 SHOP = SimulationConfig(
     seed=41,
@@ -200,6 +204,13 @@ def reconnected(log: str, app_id: str) -> bool:
     return bool(lost) and re.search(found, log[lost[-1] :]) is not None
 
 
+def ready_again(log: Path) -> bool:
+    """Whether the worker logged "Worker ready" after it last lost the broker."""
+    text = log.read_text(errors="replace")
+    ends = [m.end() for m in re.finditer(LOST, text)]
+    return bool(ends) and "Worker ready" in text[ends[-1] :]
+
+
 def coordinator_ready(admin: Any, group: str) -> bool:
     """Whether the broker answers for ``group``: a restarted broker first reloads its groups."""
     try:
@@ -223,10 +234,17 @@ def behind(admin: Any, env: WorkerEnv) -> dict[str, str]:
     }
 
 
-def wait_consumed(admin: Any, env: WorkerEnv, *, timeout: float) -> dict[str, str]:
-    """Wait until the group has committed every inbound partition; return what is still behind."""
+def wait_consumed(
+    admin: Any, env: WorkerEnv, *, timeout: float, workers: Iterable[Supervisor] = ()
+) -> dict[str, str]:
+    """Wait until the group has committed every inbound partition; return what is still behind.
+
+    Meanwhile ``workers`` the stall watchdog made exit are restarted.
+    """
     deadline = time.monotonic() + timeout
     while (lagging := behind(admin, env)) and time.monotonic() < deadline:
+        for worker in workers:
+            worker.check()
         time.sleep(0.5)
     return lagging
 
@@ -254,7 +272,9 @@ def apply_shop(
     sent_blind = 0
     with (
         closing(KafkaAdminClient(bootstrap_servers=env.bootstrap)) as admin,
-        running_worker(env, log, extra=SETTINGS) as worker,
+        # The watchdog can unstick this worker in-process; a restart would
+        # throw the sink's count off, so an exit fails the test below.
+        running_worker(env, log, extra=SETTINGS | STALL_SETTINGS) as worker,
     ):
         sink = Resending(env, log)
         stop = len(messages) if cut_at is None else cut_at
@@ -391,21 +411,25 @@ def test_a_fault_mid_rebalance_applies_every_event_once_and_every_partition_resu
     worker is killed with SIGKILL (the group waits for a member that is gone)
     and started again, which rebalances once more.
 
-    The broker case meets two known faults of Faust 0.15.3, intermittently
-    (each in a minority of runs); either xfails with its evidence,
-    while an event applied twice, a worker that exits or no reconnection
-    logged fail outright:
+    An event applied twice, a worker that exits (other than by the stall
+    watchdog) or no reconnection logged fail outright. Two faults were seen
+    here, intermittently:
 
-    - a stall (faust-streaming/faust#629): some inbound partitions of a
-      worker are never fetched again after the rebalance, with no error
-      logged, until the next rebalance; the group's committed offsets stay
-      where the rebalance began;
-    - a lost event: the first event published after the rebalance began, on
-      a partition or two, is never applied, yet its offset is committed and
-      no changelog record ever holds it. Suspected cause: Faust acks a
-      message its stream skips because flow control is suspended or the
-      generation changed (``skipped_value`` in ``faust/streams.py``), so the
-      next commit moves past it.
+    - a stall (faust-streaming/faust#596): some inbound
+      partitions stopped committing after the rebalance, with no error
+      logged. Faust dropped messages it had queued for the agents when it
+      "resumed" an already running flow (fixed by
+      ``streams.commits.SteadyFlowControl``); whatever is left of it the
+      stall watchdog must recover, unsticking the partitions or exiting the
+      worker, which the test restarts as a supervisor would. A stall it does
+      not recover fails the test;
+    - a lost event (still xfails with its evidence): the first event
+      published after the rebalance began, on a partition or two, is never
+      applied, yet its offset is committed and no changelog record ever
+      holds it. Suspected cause: Faust acks a message its stream skips
+      because flow control is suspended or the generation changed
+      (``skipped_value`` in ``faust/streams.py``), so the next commit moves
+      past it.
     """
     rng = random.Random(5)
     env = WorkerEnv.fresh(broker.bootstrap_servers, partitions=4)
@@ -416,12 +440,15 @@ def test_a_fault_mid_rebalance_applies_every_event_once_and_every_partition_resu
         random_events(env, rng, customers, 300, start + timedelta(hours=h)) for h in range(3)
     )
     expected = Counter(key.decode() for _, key, _ in before + during + after)
-    logs = [tmp_path / name / "worker.log" for name in ("first", "joining", "rejoining")]
-    for log in logs:
-        log.parent.mkdir()  # each worker its own working directory (data dir)
+    for name in ("first", "joining", "rejoining"):
+        (tmp_path / name).mkdir()  # each worker its own working directory (data dir)
 
     with ExitStack() as stack:
-        first = stack.enter_context(running_worker(env, logs[0]))
+        # Supervisors restart a worker the stall watchdog makes exit, as
+        # production's would; any other exit fails the test.
+        first = Supervisor(env, tmp_path / "first", stack)
+        first.start()
+        logs = [first.logs[0]]
         wait_consuming(logs[0])
         producer = stack.enter_context(
             closing(KafkaProducer(bootstrap_servers=env.bootstrap, linger_ms=5))
@@ -429,7 +456,9 @@ def test_a_fault_mid_rebalance_applies_every_event_once_and_every_partition_resu
         futures = [producer.send(t, key=k, value=v) for t, k, v in before]
         producer.flush(timeout=30)
 
-        second = stack.enter_context(running_worker(joining, logs[1]))
+        second = Supervisor(joining, tmp_path / "joining", stack)
+        second.start()
+        logs.append(second.logs[0])
         # The first worker revokes its partitions a second time: the group is
         # rebalancing to let the second in. Events arrive then, and the fault
         # strikes once the new assignment is handed out, while the workers
@@ -453,9 +482,9 @@ def test_a_fault_mid_rebalance_applies_every_event_once_and_every_partition_resu
                 futures += [producer.send(t, key=k, value=v) for t, k, v in after]
         else:
             second.kill()
-            second.wait()
             futures += [producer.send(t, key=k, value=v) for t, k, v in after]
-            second = stack.enter_context(running_worker(joining, logs[2]))
+            second = Supervisor(joining, tmp_path / "rejoining", stack)
+            second.start()
         producer.flush(timeout=60)
         written = [
             (key.decode(), orjson.loads(value)["event_id"], future.get(timeout=60))
@@ -469,41 +498,47 @@ def test_a_fault_mid_rebalance_applies_every_event_once_and_every_partition_resu
             what="the restarted broker to load the group",
         )
         # Once the group has committed every offset, every event was handled
-        # and the profiles (staged state included) are final.
-        stalled = wait_consumed(admin, env, timeout=45)
-        lost: dict[str, str] = {}
-        if not stalled:
-            counts = wait_for(
-                lambda: applied_counts(env.web_port, sorted(expected)),
-                timeout=60,
-                what="every profile readable",
-            )
-            twice = {c: f"{counts[c]} of {n}" for c, n in expected.items() if counts[c] > n}
-            assert twice == {}, f"events applied twice: {twice}"
-            lost = {c: f"{counts[c]} of {n}" for c, n in expected.items() if counts[c] < n}
-            last = one_per_partition(env, rng, start + timedelta(hours=4))
-            for topic, key, value in last:
-                producer.send(topic, key=key, value=value).get(timeout=30)
-            stalled = wait_consumed(admin, env, timeout=45)
-            if not stalled:
-                fed = Counter(key.decode() for _, key, _ in last)
-                wait_applied(env.web_port, fed, timeout=30, what="an event on every partition")
-        assert first.poll() is None, "the first worker exited"
-        assert second.poll() is None, "the second worker exited"
-
-    if fault == "broker-killed":
-        for log in logs[:2]:
-            text = log.read_text(errors="replace")
-            assert reconnected(text, env.app_id), f"no reconnection logged in {log}"
-            ends = [m.end() for m in re.finditer(LOST, text)]
-            ready = "Worker ready" in text[ends[-1] :]
-            # A worker caught by the stall below may never log it again.
-            assert ready or stalled, f"{log}: not ready again after the outage"
-    if stalled:
-        pytest.xfail(
-            "faust-streaming/faust#629: partitions never consumed again after the rebalance, "
-            f"no error logged (committed/end offsets): {stalled}"
+        # and the profiles (staged state included) are final. A stall (no
+        # commit on a partition with events waiting) is the watchdog's to
+        # recover, by unsticking or a restart; one it does not recover fails.
+        workers = (first, second)
+        stalled = wait_consumed(admin, env, timeout=STALL_RECOVERY, workers=workers)
+        assert stalled == {}, f"never committed again (committed/end offsets): {stalled}"
+        counts = wait_for(
+            lambda: applied_counts(env.web_port, sorted(expected)),
+            timeout=60,
+            what="every profile readable",
         )
+        twice = {c: f"{counts[c]} of {n}" for c, n in expected.items() if counts[c] > n}
+        assert twice == {}, f"events applied twice: {twice}"
+        lost = {c: f"{counts[c]} of {n}" for c, n in expected.items() if counts[c] < n}
+        last = one_per_partition(env, rng, start + timedelta(hours=4))
+        for topic, key, value in last:
+            producer.send(topic, key=key, value=value).get(timeout=30)
+        stalled = wait_consumed(admin, env, timeout=STALL_RECOVERY, workers=workers)
+        assert stalled == {}, f"never committed again (committed/end offsets): {stalled}"
+        fed = Counter(key.decode() for _, key, _ in last)
+        wait_applied(env.web_port, fed, timeout=30, what="an event on every partition")
+        if fault == "broker-killed":
+            for log, worker in zip(logs, workers, strict=True):
+                assert reconnected(log.read_text(errors="replace"), env.app_id), (
+                    f"no reconnection logged in {log}"
+                )
+                # The group may have committed everything (the other worker
+                # holding the partitions) before this one has joined again.
+                # A worker the watchdog restarted says it in its next log.
+                wait_for(
+                    lambda log=log, worker=worker: (
+                        worker.check() or worker.restarts > 0 or ready_again(log)
+                    ),
+                    timeout=60,
+                    what=f"{log}: ready again after the outage",
+                )
+        for worker in workers:
+            worker.check()  # fails if a worker exited other than by the watchdog
+            if worker.stalls_logged():
+                print(f"the watchdog acted ({worker.restarts} restarts):", *worker.stalls_logged())
+
     if lost:
         boundary = first_offsets(written[len(before) : len(before) + len(during)])
         pytest.xfail(

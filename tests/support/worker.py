@@ -10,11 +10,12 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from streams.localkafka import free_port
+from streams.watchdog import STALL_EXIT_CODE
 
 
 @dataclass(frozen=True)
@@ -121,3 +122,74 @@ def _wait_ready(
 def scrape(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         return str(response.read().decode())
+
+
+STALL_SETTINGS = {"NUDGE_STALL_SECONDS": "8"}
+"""Tests watch for stalls on a short period (the default, a minute, outlasts their waits)."""
+
+
+class Supervisor:
+    """Keeps a worker running the way a process supervisor would, for tests that wait on it.
+
+    The stall watchdog (``streams.watchdog``) exits a worker it cannot
+    unstick with :data:`streams.watchdog.STALL_EXIT_CODE` and relies on a
+    supervisor (Kubernetes, systemd) to start it again; a test stands in for
+    that supervisor by calling :meth:`check` while it waits. Any other exit
+    fails the test. A test's own SIGKILLs go through :meth:`kill` and
+    :meth:`start` and are not restarts. Each process logs to its own file in
+    ``log_dir`` (``worker-0.log``, ``worker-1.log``...).
+    """
+
+    def __init__(
+        self,
+        env: WorkerEnv,
+        log_dir: Path,
+        stack: ExitStack,
+        *,
+        extra: dict[str, str] | None = None,
+        name: str = "worker",
+    ) -> None:
+        self.env, self.log_dir, self.stack, self.name = env, log_dir, stack, name
+        self.extra = {**STALL_SETTINGS, **(extra or {})}
+        self.logs: list[Path] = []
+        self.restarts = 0
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> subprocess.Popen[bytes]:
+        """Start a new worker process (the previous one must have exited)."""
+        log = self.log_dir / f"{self.name}-{len(self.logs)}.log"
+        self.logs.append(log)
+        self.process = self.stack.enter_context(running_worker(self.env, log, extra=self.extra))
+        return self.process
+
+    def kill(self) -> None:
+        """SIGKILL the worker and wait for it (the test's own crash, not a restart)."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+
+    def check(self) -> bool:
+        """Restart a worker the watchdog made exit; fail on any other exit. Always False.
+
+        False so that ``wait_for(lambda: supervisor.check() or done(), ...)``
+        reads as "restart if need be, then see whether it is done".
+        """
+        assert self.process is not None
+        code = self.process.poll()
+        if code is None:
+            return False
+        if code != STALL_EXIT_CODE:
+            tail = self.logs[-1].read_text(errors="replace")[-4000:]
+            raise AssertionError(f"worker exited with {code}:\n{tail}")
+        self.restarts += 1
+        self.start()
+        return False
+
+    def stalls_logged(self) -> list[str]:
+        """The watchdog's ERROR lines in every log, for the test's report."""
+        return [
+            line
+            for log in self.logs
+            for line in log.read_text(errors="replace").splitlines()
+            if "stall:" in line and "ERROR" in line
+        ]

@@ -42,6 +42,7 @@ EXPECTED_FAMILIES = {
     "nudge_model_examples_learned": "counter",
     "nudge_model_snapshot_timestamp_seconds": "gauge",
     "nudge_model_drift": "counter",
+    "nudge_consumer_stalls": "counter",
     "nudge_consumer_lag_messages": "gauge",
     "nudge_table_entries": "gauge",
 }

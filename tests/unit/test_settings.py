@@ -33,6 +33,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         ("NUDGE_TOPIC_CART", "has space", "NUDGE_TOPIC_CART"),
         ("NUDGE_MAX_EVENT_BYTES", "10", "NUDGE_MAX_EVENT_BYTES"),
         ("NUDGE_AUTO_OFFSET_RESET", "middle", "NUDGE_AUTO_OFFSET_RESET"),
+        ("NUDGE_STALL_SECONDS", "0", "NUDGE_STALL_SECONDS"),
     ],
 )
 def test_a_bad_setting_stops_start_up_naming_the_variable(
@@ -318,3 +319,12 @@ def test_the_logging_config_carries_secrets_without_showing_them() -> None:
     config = logging_config("json", secrets=[secret])
     assert config["filters"]["personal_data"]["secrets"] == (secret,)
     assert PASSWORD not in repr(config)
+
+
+def test_a_stall_period_must_outlast_two_commits(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NUDGE_COMMIT_INTERVAL_SECONDS", "5")
+    monkeypatch.setenv("NUDGE_STALL_SECONDS", "9")
+    with pytest.raises(InvalidSettingsError, match="stall_seconds"):
+        load_settings()
+    monkeypatch.setenv("NUDGE_STALL_SECONDS", "10")
+    assert load_settings().stall_seconds == 10
