@@ -206,6 +206,7 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "web_router_enabled": False,
         "web_graph_enabled": False,
         "web_stats_enabled": False,
+        **settings.faust_tuning(),
     }
 
 

@@ -12,8 +12,8 @@ crash on the safe side:
 1. take the staged batch; steps handled from now on wait for the next commit;
 2. flush the producer: every message the batch's steps produced is delivered;
 3. write deadlines and label buffers, and flush them;
-4. write profiles (the part that dedupes a redelivered event), and let Faust
-   flush and commit the offsets.
+4. write profiles (the part that dedupes a redelivered event) and flush them;
+   Faust then commits the offsets.
 
 A crash before 4 leaves the profile without the events, which are then
 delivered again and recomputed: outputs repeat with the same ids (the ESP and
@@ -25,6 +25,7 @@ delivered in 2.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
@@ -32,11 +33,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from faust.streams import _current_event
+from faust.tables.table import Table
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP, Message
 from mode.utils.queues import FlowControlEvent
 
 from streams.ingest import CustomerStore, Part
+from streams.profile_cache import ProfileCache
 
 
 @dataclass(frozen=True)
@@ -58,9 +61,37 @@ class _PartitionEvent:
         self.message = _Message(topic, partition)
 
 
+WRITES_PER_SLICE = 256
+"""Table writes between two yields to the event loop while a commit writes its batch.
+
+A commit writes every customer staged since the last one (thousands at full
+speed); yielding now and then lets the agents and the producer's sender run
+in between instead of stopping for the whole batch.
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class _Write:
+    partition: int
+    table: MutableMapping[str, Any]
+    key: str
+    value: Any
+
+
 @dataclass
 class StateWriter:
-    """Writes the store's staged state through the tables before offsets commit."""
+    """Writes the store's staged state through the tables before offsets commit.
+
+    A Faust table is written the way its own assignment would write it, in
+    bulk: the value goes into the table's local store and its changelog
+    record (raw utf-8 key, the table's value codec, the customer's
+    partition) straight to the producer. Faust's assignment instead queues
+    each record in its producer buffer, drained one awaited send at a time,
+    and makes every agent wait while that buffer holds more than 100
+    records, which stopped processing for seconds after each commit. The
+    records are the same, so recovery reads them back as before. Any other
+    mapping (tests use dicts) is assigned to.
+    """
 
     store: CustomerStore
     source_topic: str
@@ -72,26 +103,97 @@ class StateWriter:
         if not batch:
             return
         await self.flush()
-        self._write(batch, (Part.deadlines, Part.pending))
+        sent = await self._write(batch, (Part.deadlines, Part.pending))
         await self.flush()
-        self._write(batch, (Part.profile,))
+        await _delivered(sent)
+        sent = await self._write(batch, (Part.profile,))
+        if sent:
+            await self.flush()
+            await _delivered(sent)
         self.store.written()
 
-    def _write(self, batch: Mapping[str, Any], parts: tuple[Part, ...]) -> None:
-        contextvars.copy_context().run(self._write_in_context, batch, parts)
-
-    def _write_in_context(self, batch: Mapping[str, Any], parts: tuple[Part, ...]) -> None:
-        events: dict[int, _PartitionEvent] = {}
+    async def _write(
+        self, batch: Mapping[str, Any], parts: tuple[Part, ...]
+    ) -> list[asyncio.Future[Any]]:
+        """Write ``parts`` of every customer in ``batch``; return the changelog sends."""
+        writes: list[_Write] = []
 
         def table_write(
             partition: int, table: MutableMapping[str, Any], key: str, value: Any
         ) -> None:
-            event = events.setdefault(partition, _PartitionEvent(self.source_topic, partition))
-            _current_event.set(weakref.ref(event))  # type: ignore[arg-type]
-            table[key] = value
+            if isinstance(table, ProfileCache):  # profiles are stored as their bytes
+                value = table.keep(key, value)
+                table = table.table
+            writes.append(_Write(partition, table, key, value))
 
         for part in parts:
             self.store.write(batch, part, table_write)
+        sent: list[asyncio.Future[Any]] = []
+        for start in range(0, len(writes), WRITES_PER_SLICE):
+            if start:
+                await asyncio.sleep(0)
+            # A rebalance may have run while this commit awaited: a customer whose
+            # partition was revoked meanwhile is gone from the batch (see
+            # ``CustomerStore.forget``) and is no longer this worker's to write.
+            chunk = [w for w in writes[start : start + WRITES_PER_SLICE] if w.key in batch]
+            local = contextvars.copy_context().run(self._write_locally, chunk)
+            for write in local:
+                sent.append(await _send_changelog(write))
+        return sent
+
+    def _write_locally(self, writes: list[_Write]) -> list[_Write]:
+        """Store each value in its table (under its partition's stand-in event).
+
+        Returns the writes whose changelog record is still to send: those to
+        Faust tables, whose local store was written without their send.
+        """
+        events: dict[int, _PartitionEvent] = {}
+        unsent: list[_Write] = []
+        for write in writes:
+            event = events.get(write.partition)
+            if event is None:
+                event = events[write.partition] = _PartitionEvent(
+                    self.source_topic, write.partition
+                )
+            _current_event.set(weakref.ref(event))  # type: ignore[arg-type]
+            table: Any = write.table
+            if isinstance(table, Table):
+                table.data[write.key] = write.value
+                unsent.append(write)
+            else:
+                table[write.key] = write.value
+        return unsent
+
+
+async def _send_changelog(write: _Write) -> asyncio.Future[Any]:
+    """Produce a Faust table's changelog record for ``write``, as its assignment would."""
+    table: Any = write.table
+    value = table.app.serializers.dumps_value(None, write.value, serializer=table.value_serializer)
+    future: asyncio.Future[Any] = await table.app.producer.send(
+        table.changelog_topic.get_topic_name(),
+        write.key.encode(),
+        value,
+        write.partition,
+        None,
+        None,
+    )
+    data = table.data
+
+    def persisted(done: asyncio.Future[Any]) -> None:
+        # What Faust's own changelog callback does at least once: RocksDB keeps
+        # the offset, so a restart reads only the changelog past it.
+        if not done.cancelled() and done.exception() is None:
+            record = done.result()
+            data.set_persisted_offset(TP(record.topic, record.partition), record.offset)
+
+    future.add_done_callback(persisted)
+    return future
+
+
+async def _delivered(sent: list[asyncio.Future[Any]]) -> None:
+    """Raise if a changelog record failed: the commit stops and the batch is kept."""
+    for future in sent:
+        await future
 
 
 class CommittingConsumer(aiokafka_driver.Consumer):

@@ -238,7 +238,7 @@ class Ingestor:
 
     async def handle(self, message: InboundMessage) -> None:
         """Decode, validate and apply one message; dead-letter it on any failure."""
-        with self.metrics.event_processing.labels(self.label).time():
+        with self.metrics.child(self.metrics.event_processing, self.label).time():
             wall = self.clock()
             outcome = decode(self.kind, message.value, now=wall, limits=self.limits)
             if isinstance(outcome, DecodeError):
@@ -270,10 +270,10 @@ class Ingestor:
             except Exception as exc:
                 await self._fail(message, exc, wall, outcome.type)
                 return
-            self.metrics.events_consumed.labels(self.label, outcome.type).inc()
+            self.metrics.child(self.metrics.events_consumed, self.label, outcome.type).inc()
             if not after.applied:
                 reason = after.skipped or "unknown"
-                self.metrics.events_skipped.labels(self.label, reason).inc()
+                self.metrics.child(self.metrics.events_skipped, self.label, reason).inc()
                 return
             await self.commit(message.partition, customer, before, after)
 
@@ -283,10 +283,10 @@ class Ingestor:
         self.partitions.remember(partition, customer, after)
         key = customer.encode()
         for trigger_type, outcome in after.decisions:
-            self.metrics.trigger_decisions.labels(trigger_type, outcome).inc()
+            self.metrics.child(self.metrics.trigger_decisions, trigger_type, outcome).inc()
         for conversion in after.conversions:
             labels = (conversion.trigger_type, conversion.arm.value)
-            self.metrics.attribution_conversions.labels(*labels).inc()
+            self.metrics.child(self.metrics.attribution_conversions, *labels).inc()
         for message in after.messages:
             await self.sinks[message.destination](key, message.value)
             if message.destination is Destination.triggers:
@@ -296,11 +296,13 @@ class Ingestor:
         """Move the partition's watermark past an event; return the time deadlines are due by."""
         mark = self.partitions.clock(partition)
         if mark.is_late(occurred_at):
-            self.metrics.late_events.labels(self.label).inc()
+            self.metrics.child(self.metrics.late_events, self.label).inc()
         mark = mark.observe(occurred_at)
         self.partitions.clocks[partition] = mark
         now = mark.now() or occurred_at
-        self.metrics.watermark_delay.labels(str(partition)).set((wall - now).total_seconds())
+        self.metrics.child(self.metrics.watermark_delay, str(partition)).set(
+            (wall - now).total_seconds()
+        )
         return now
 
     async def _fail(
@@ -315,14 +317,16 @@ class Ingestor:
         fields = orjson.loads(trigger)
         occurred = datetime.fromisoformat(fields["occurred_at"])
         seconds = (self.clock() - occurred).total_seconds()
-        self.metrics.event_to_trigger.labels(fields["trigger_type"]).observe(max(seconds, 0.0))
+        self.metrics.child(self.metrics.event_to_trigger, fields["trigger_type"]).observe(
+            max(seconds, 0.0)
+        )
 
     async def _reject(self, message: InboundMessage, record: DeadLetter) -> None:
         log.warning(
             "dead-lettered %s[%d]@%d: %s: %s", *_where(message), record.reason, record.detail
         )
         await self.dead_letter(message.key, record.to_bytes())
-        self.metrics.events_deadlettered.labels(self.label, record.reason).inc()
+        self.metrics.child(self.metrics.events_deadlettered, self.label, record.reason).inc()
 
 
 async def fire_due(ingestor: Ingestor, partition: int, now: datetime) -> None:

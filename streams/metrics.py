@@ -25,15 +25,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, TypeVar, cast
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=MetricWrapperBase)
 
 # Per-event work is tens of microseconds; a slow event is a millisecond or more.
 PROCESSING_BUCKETS = (
@@ -115,6 +118,22 @@ class Metrics:
     model_drift: Counter
     # The stall watchdog (streams/watchdog.py).
     consumer_stalls: Counter
+    _children: dict[tuple[int, tuple[str, ...]], Any] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+
+    def child(self, metric: M, *labels: str) -> M:
+        """Return ``metric.labels(*labels)``, looked up once per label set.
+
+        ``labels()`` validates the values and takes a lock on every call,
+        a few microseconds that counted on every event; the child it returns
+        for a label set never changes, so the hot paths keep it here.
+        """
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return cast(M, found)
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> Metrics:

@@ -50,12 +50,12 @@ class ProfileCache(MutableMapping[str, State]):
         raw = self._table[customer_id]
         self.misses += 1
         state = state_from_bytes(raw)
-        self._keep(customer_id, state)
+        self._hold(customer_id, state)
         return state
 
     def __setitem__(self, customer_id: str, state: State) -> None:
         self._table[customer_id] = state.to_bytes()
-        self._keep(customer_id, state)
+        self._hold(customer_id, state)
 
     def __delitem__(self, customer_id: str) -> None:
         self._decoded.pop(customer_id, None)
@@ -66,6 +66,20 @@ class ProfileCache(MutableMapping[str, State]):
 
     def __len__(self) -> int:
         return len(self._table)
+
+    @property
+    def table(self) -> MutableMapping[str, bytes]:
+        """The table of bytes behind this mapping."""
+        return self._table
+
+    def keep(self, customer_id: str, state: State) -> bytes:
+        """Hold ``state`` decoded and return the bytes for the caller to store in :attr:`table`.
+
+        For a writer that writes the table in bulk itself (the commit's
+        :class:`~streams.commits.StateWriter`) rather than one key at a time.
+        """
+        self._hold(customer_id, state)
+        return state.to_bytes()
 
     @property
     def decoded(self) -> int:
@@ -80,7 +94,7 @@ class ProfileCache(MutableMapping[str, State]):
         """Forget every decoded copy (the table keeps its values)."""
         self._decoded.clear()
 
-    def _keep(self, customer_id: str, state: State) -> None:
+    def _hold(self, customer_id: str, state: State) -> None:
         if self._capacity == 0:
             return
         self._decoded[customer_id] = state

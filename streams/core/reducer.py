@@ -15,8 +15,8 @@ arrival order where event time cannot settle it (see their modules).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import TypeAlias, assert_never
+from datetime import datetime, timedelta
+from typing import TypeAlias, assert_never, cast
 from zoneinfo import ZoneInfo
 
 from schemas.cart import CartAdd, CartRemove, CheckoutStarted, OrderCompleted
@@ -37,8 +37,8 @@ from streams.core.attributes import fold_attribute, fold_consent
 from streams.core.cart import fold_cart
 from streams.core.engagement import EmailEvent, fold_email
 from streams.core.profile import Profile, Tombstone
-from streams.core.purchases import fold_order
-from streams.core.rfm import RfmConfig, Segment, rfm_scores, segment
+from streams.core.purchases import Purchases, fold_order
+from streams.core.rfm import RfmConfig, Segment, rfm_scores_of, segment
 from streams.core.session import SessionBounds, SiteEvent, fold_session
 
 __all__ = ["Output", "ProfileConfig", "ProfileErased", "SegmentChanged", "Step", "apply"]
@@ -113,47 +113,48 @@ _Folded: TypeAlias = (
 )
 
 
-def _apply_site(profile: Profile, event: SiteEvent, config: ProfileConfig) -> Profile:
-    update: dict[str, object] = {"session": fold_session(profile.session, event, config._session)}
+# The folds return the fields an event changes rather than a new profile: ``apply``
+# merges them with the bookkeeping fields (times, event ids, segment) into one
+# ``model_copy``, instead of copying the whole profile three times per event.
+_Update: TypeAlias = dict[str, object]
+
+
+def _apply_site(profile: Profile, event: SiteEvent, config: ProfileConfig) -> _Update:
+    update: _Update = {"session": fold_session(profile.session, event, config._session)}
     if isinstance(event, CartAdd | CartRemove | CheckoutStarted):
         cart, closed = fold_cart(
             profile.cart, profile.closed_cart_ids, event, config.max_closed_carts
         )
         update["cart"], update["closed_cart_ids"] = cart, closed
-    return profile.model_copy(update=update)
+    return update
 
 
-def _apply_order(profile: Profile, event: OrderCompleted, config: ProfileConfig) -> Profile:
+def _apply_order(profile: Profile, event: OrderCompleted, config: ProfileConfig) -> _Update:
     cart, closed = fold_cart(profile.cart, profile.closed_cart_ids, event, config.max_closed_carts)
-    return profile.model_copy(
-        update={
-            "purchases": fold_order(profile.purchases, event, config.business_tz),
-            "cart": cart,
-            "closed_cart_ids": closed,
-        }
-    )
+    return {
+        "purchases": fold_order(profile.purchases, event, config.business_tz),
+        "cart": cart,
+        "closed_cart_ids": closed,
+    }
 
 
-def _apply_email(profile: Profile, event: EmailEvent, config: ProfileConfig) -> Profile:
-    engagement = fold_email(profile.engagement, event, config.max_soft_bounces)
-    return profile.model_copy(update={"engagement": engagement})
+def _apply_email(profile: Profile, event: EmailEvent, config: ProfileConfig) -> _Update:
+    return {"engagement": fold_email(profile.engagement, event, config.max_soft_bounces)}
 
 
-def _apply_consent(profile: Profile, event: ConsentChanged) -> Profile:
-    return profile.model_copy(update={"email_consent": fold_consent(profile.email_consent, event)})
+def _apply_consent(profile: Profile, event: ConsentChanged) -> _Update:
+    return {"email_consent": fold_consent(profile.email_consent, event)}
 
 
-def _apply_attributes(profile: Profile, event: ProfileAttributes) -> Profile:
+def _apply_attributes(profile: Profile, event: ProfileAttributes) -> _Update:
     at, event_id = event.occurred_at, event.event_id
-    return profile.model_copy(
-        update={
-            "time_zone": fold_attribute(profile.time_zone, event.time_zone, at, event_id),
-            "locale": fold_attribute(profile.locale, event.locale, at, event_id),
-        }
-    )
+    return {
+        "time_zone": fold_attribute(profile.time_zone, event.time_zone, at, event_id),
+        "locale": fold_attribute(profile.locale, event.locale, at, event_id),
+    }
 
 
-def _fold(profile: Profile, event: _Folded, config: ProfileConfig) -> Profile:
+def _fold(profile: Profile, event: _Folded, config: ProfileConfig) -> _Update:
     match event:
         case (
             PageView()
@@ -185,19 +186,17 @@ def _fold(profile: Profile, event: _Folded, config: ProfileConfig) -> Profile:
             assert_never(event)
 
 
-def _touch(profile: Profile, event: InboundEvent, window: int) -> Profile:
+def _touch(profile: Profile, event: InboundEvent, window: int) -> _Update:
     at = event.occurred_at
     ids = profile.recent_event_ids
     if len(ids) >= window:
         ids = ids[len(ids) - window + 1 :]
-    return profile.model_copy(
-        update={
-            "first_seen": min(profile.first_seen, at),
-            "last_seen": max(profile.last_seen, at),
-            "events_applied": profile.events_applied + 1,
-            "recent_event_ids": (*ids, event.event_id),
-        }
-    )
+    return {
+        "first_seen": min(profile.first_seen, at),
+        "last_seen": max(profile.last_seen, at),
+        "events_applied": profile.events_applied + 1,
+        "recent_event_ids": (*ids, event.event_id),
+    }
 
 
 def _new_profile(event: InboundEvent) -> Profile:
@@ -279,11 +278,17 @@ def apply(state: Profile | Tombstone | None, event: InboundEvent, config: Profil
     ):
         return Step(state, (), False, "duplicate_order")
 
-    profile = _fold(state if state is not None else _new_profile(event), event, config)
-    profile = _touch(profile, event, config.dedupe_window)
-    current = segment(rfm_scores(profile, profile.last_seen, config.rfm))
+    base = state if state is not None else _new_profile(event)
+    update = _fold(base, event, config)
+    update.update(_touch(base, event, config.dedupe_window))
+    last_seen = cast(datetime, update["last_seen"])
+    # RFM reads the purchases (the fold's, if an order changed them) and the
+    # latest event time, so it is scored before the one copy that stores it.
+    purchases = cast(Purchases, update.get("purchases", base.purchases))
+    current = segment(rfm_scores_of(purchases, last_seen, config.rfm))
     previous = None if state is None else state.segment
-    profile = profile.model_copy(update={"segment": current, "segment_as_of": profile.last_seen})
+    update["segment"], update["segment_as_of"] = current, last_seen
+    profile = base.model_copy(update=update)
     if current == previous:
         return Step(profile, (), True, None)
     changed = SegmentChanged(

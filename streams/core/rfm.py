@@ -21,8 +21,17 @@ from schemas.profiles import Segment
 
 if TYPE_CHECKING:
     from streams.core.profile import Profile
+    from streams.core.purchases import Purchases
 
-__all__ = ["SEGMENT_GRID", "RfmConfig", "RfmScores", "Segment", "rfm_scores", "segment"]
+__all__ = [
+    "SEGMENT_GRID",
+    "RfmConfig",
+    "RfmScores",
+    "Segment",
+    "rfm_scores",
+    "rfm_scores_of",
+    "segment",
+]
 
 _DAY: Final = timedelta(days=1)
 
@@ -86,9 +95,17 @@ def rfm_scores(profile: Profile, as_of: datetime, config: RfmConfig) -> RfmScore
     (RfmScores(r=4, f=1, m=2), <Segment.promising: 'promising'>)
 
     """
+    return rfm_scores_of(profile.purchases, as_of, config)
+
+
+def rfm_scores_of(purchases: Purchases, as_of: datetime, config: RfmConfig) -> RfmScores:
+    """Score from the purchases alone, all :func:`rfm_scores` reads of a profile.
+
+    The reducer scores a profile before building it, from the purchases it
+    is about to store.
+    """
     if as_of.tzinfo is None or as_of.utcoffset() is None:
         raise ValueError("`as_of` must be timezone-aware")
-    purchases = profile.purchases
     last = purchases.last_order_at
     if last is None:
         return RfmScores(r=0, f=0, m=0)

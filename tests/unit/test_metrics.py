@@ -285,3 +285,18 @@ def test_rocksdb_store_reports_each_active_partition_less_the_offset_key() -> No
 
 def test_a_table_without_a_store_yet_has_no_samples() -> None:
     assert list(faust_table_entries(FakeApp(), FakeTable(None))()) == []
+
+
+def test_a_cached_child_is_the_labelled_series_and_counts_into_the_registry() -> None:
+    metrics = Metrics.create(CollectorRegistry())
+    first = metrics.child(metrics.events_consumed, "clickstream", "page_view")
+    assert metrics.child(metrics.events_consumed, "clickstream", "page_view") is first
+    assert first is metrics.events_consumed.labels("clickstream", "page_view")
+    first.inc()
+    metrics.child(metrics.events_skipped, "clickstream", "page_view").inc(2)
+    sample = metrics.registry.get_sample_value
+    labels = {"topic": "clickstream", "type": "page_view"}
+    assert sample("nudge_events_consumed_total", labels) == 1.0
+    assert (
+        sample("nudge_events_skipped_total", {"topic": "clickstream", "reason": "page_view"}) == 2.0
+    )

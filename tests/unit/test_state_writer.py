@@ -7,9 +7,10 @@ redelivered event, is written last.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import MutableMapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from faust.types.tuples import ConsumerMessage
@@ -173,3 +174,68 @@ def test_a_message_no_agent_received_is_never_counted_as_done() -> None:
     consumer: Any = object.__new__(CommittingConsumer)  # ack reads nothing else for it
     assert CommittingConsumer.ack(consumer, skipped) is False
     assert not skipped.acked
+
+
+async def test_faust_tables_get_their_changelog_records_in_bulk_in_the_commit_order() -> None:
+    """Records go straight to the producer: raw key, the table's codec, the customer's partition."""
+    from streams.app import build
+    from streams.settings import Settings
+
+    nudge = build(Settings(app_id="nudge-unit-writer", topic_partitions=4))
+    store = nudge.store
+    journal: list[str] = []
+
+    async def send(
+        topic: str, key: bytes, value: bytes, partition: int, timestamp: Any, headers: Any
+    ) -> Any:
+        journal.append(f"{topic.removeprefix('nudge-unit-writer-')}:{key.decode()}@{partition}")
+        sent[key.decode(), topic] = value
+        delivered = asyncio.get_running_loop().create_future()
+        delivered.set_result(RecordMetadata(topic, partition, len(journal)))
+        return delivered
+
+    async def flush() -> None:
+        journal.append("flush")
+
+    sent: dict[tuple[str, str], bytes] = {}
+    producer: Any = nudge.app.producer
+    producer.send = send
+    before = store.load("a")
+    store.save(3, "a", before, Result(profile("a", 1), before.deadlines, Pending(customer_id="a")))
+    await StateWriter(store, "clickstream", flush).before_commit()
+
+    assert journal == [
+        "flush",
+        "labels-changelog:a@3",
+        "flush",
+        "profiles-changelog:a@3",
+        "flush",
+    ]
+    assert sent["a", "nudge-unit-writer-profiles-changelog"] == profile("a", 1).to_bytes()
+    # The profile table holds the changelog's bytes; the decoded profile stays in the cache.
+    assert nudge.profiles.data["a"] == profile("a", 1).to_bytes()
+    assert store.profiles.decoded == 1  # type: ignore[attr-defined]
+    assert store.profiles["a"] == profile("a", 1)
+    assert store.staged == {}
+    assert store.writing == {}
+
+
+class RecordMetadata(NamedTuple):
+    topic: str
+    partition: int
+    offset: int
+
+
+async def test_a_customer_forgotten_while_a_commit_writes_is_not_written() -> None:
+    store, journal = store_with_journal()
+    step(store, "a", applied=1)
+    before = store.load("b")
+    store.save(1, "b", before, Result(profile("b", 1), before.deadlines, None))
+
+    async def flush_then_revoke() -> None:
+        journal.append("flush")
+        store.forget({1})  # a rebalance while the commit waits for the broker
+
+    await StateWriter(store, "clickstream", flush_then_revoke).before_commit()
+    assert "profiles:b" not in journal
+    assert "profiles:a" in journal
