@@ -11,16 +11,23 @@ crash on the safe side:
 
 1. take the staged batch; steps handled from now on wait for the next commit;
 2. flush the producer: every message the batch's steps produced is delivered;
-3. write deadlines and label buffers, and flush them;
+3. write label buffers, and deadlines with every deadline the batch added or
+   moved but none it removed (fired or cancelled), and flush them;
 4. write profiles (the part that dedupes a redelivered event) and flush them;
-   Faust then commits the offsets.
+5. write the deadlines the batch removed, and flush them; Faust then commits
+   the offsets.
 
 A crash before 4 leaves the profile without the events, which are then
 delivered again and recomputed: outputs repeat with the same ids (the ESP and
 the trainer drop repeats); deadlines and label buffers already written take
-the same step again without effect. A crash after 4 and before the commit
-redelivers events the profile already holds: skipped, their outputs already
-delivered in 2.
+the same step again without effect, and a deadline that fired is still there
+to fire again. A crash after 4 redelivers events the profile already holds:
+skipped, their outputs already delivered in 2; a deadline kept in 3 fires
+again, finds its decision in the profile (or its cart closed) and offers
+nothing. Writing removals in 3 instead lost triggers: a crash between 3 and 4
+left a fired deadline gone and its decision unrecorded, and the restarted
+worker never decided it again (seen in the crash test as a profile without a
+``browse_abandonment`` decision the fault-free run had).
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import contextvars
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from faust.streams import _current_event
@@ -38,7 +46,7 @@ from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP, Message
 from mode.utils.queues import FlowControlEvent
 
-from streams.ingest import CustomerStore, Part
+from streams.ingest import CustomerStore, Part, TableWrite
 from streams.profile_cache import ProfileCache
 
 
@@ -103,19 +111,29 @@ class StateWriter:
         if not batch:
             return
         await self.flush()
-        sent = await self._write(batch, (Part.deadlines, Part.pending))
-        await self.flush()
-        await _delivered(sent)
-        sent = await self._write(batch, (Part.profile,))
-        if sent:
-            await self.flush()
-            await _delivered(sent)
+
+        def additions(write: TableWrite) -> None:
+            self.store.write(batch, Part.pending, write)
+            self.store.write_deadlines_kept(batch, write)
+
+        await self._write_and_flush(batch, additions)
+        await self._write_and_flush(batch, partial(self.store.write, batch, Part.profile))
+        await self._write_and_flush(batch, partial(self.store.write_deadline_removals, batch))
         self.store.written()
 
+    async def _write_and_flush(
+        self, batch: Mapping[str, Any], writes_of: Callable[[TableWrite], None]
+    ) -> None:
+        """Write what ``writes_of`` hands its table writer; if anything, flush and await it."""
+        written, sent = await self._write(batch, writes_of)
+        if written:
+            await self.flush()
+            await _delivered(sent)
+
     async def _write(
-        self, batch: Mapping[str, Any], parts: tuple[Part, ...]
-    ) -> list[asyncio.Future[Any]]:
-        """Write ``parts`` of every customer in ``batch``; return the changelog sends."""
+        self, batch: Mapping[str, Any], writes_of: Callable[[TableWrite], None]
+    ) -> tuple[int, list[asyncio.Future[Any]]]:
+        """Write what ``writes_of`` hands its table writer; return the count and the sends."""
         writes: list[_Write] = []
 
         def table_write(
@@ -126,8 +144,7 @@ class StateWriter:
                 table = table.table
             writes.append(_Write(partition, table, key, value))
 
-        for part in parts:
-            self.store.write(batch, part, table_write)
+        writes_of(table_write)
         sent: list[asyncio.Future[Any]] = []
         for start in range(0, len(writes), WRITES_PER_SLICE):
             if start:
@@ -139,7 +156,7 @@ class StateWriter:
             local = contextvars.copy_context().run(self._write_locally, chunk)
             for write in local:
                 sent.append(await _send_changelog(write))
-        return sent
+        return len(writes), sent
 
     def _write_locally(self, writes: list[_Write]) -> list[_Write]:
         """Store each value in its table (under its partition's stand-in event).

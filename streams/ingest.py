@@ -157,6 +157,21 @@ class CustomerStore:
             if part in staged.changed:
                 table_write(staged.partition, table, customer_id, _part_of(staged.state, part))
 
+    def write_deadlines_kept(self, batch: Mapping[str, Staged], table_write: TableWrite) -> None:
+        """Write the batch's deadlines with those it removed still in (``Deadlines.keeping``)."""
+        for customer_id, staged in batch.items():
+            if Part.deadlines in staged.changed:
+                stored = self.deadlines.get(customer_id)
+                kept = staged.state.deadlines.keeping(stored)
+                table_write(staged.partition, self.deadlines, customer_id, kept)
+
+    def write_deadline_removals(self, batch: Mapping[str, Staged], table_write: TableWrite) -> None:
+        """Write the batch's final deadlines where the first write kept removed ones."""
+        for customer_id, staged in batch.items():
+            final = staged.state.deadlines
+            if Part.deadlines in staged.changed and self.deadlines.get(customer_id) != final:
+                table_write(staged.partition, self.deadlines, customer_id, final)
+
     def written(self) -> None:
         """Forget the batch once the tables hold it."""
         self.writing = {}

@@ -24,6 +24,16 @@ from streams.core.profile import Profile, Tombstone, state_from_bytes
 State = Profile | Tombstone
 
 
+def stored_bytes(state: State) -> bytes:
+    """``state.to_bytes()`` in an allocation of its own size, to be kept for long.
+
+    orjson returns its output in the buffer it grew while writing: a 1.6 KB
+    profile held about 8 KB (tracemalloc over 20,000 simulated customers: 155
+    MiB live for 33 MiB of JSON). A copy costs one memcpy per commit write.
+    """
+    return bytes(memoryview(state.to_bytes()))
+
+
 class ProfileCache(MutableMapping[str, State]):
     """A mapping of customer id to profile over a table of their serialised bytes.
 
@@ -54,7 +64,7 @@ class ProfileCache(MutableMapping[str, State]):
         return state
 
     def __setitem__(self, customer_id: str, state: State) -> None:
-        self._table[customer_id] = state.to_bytes()
+        self._table[customer_id] = stored_bytes(state)
         self._hold(customer_id, state)
 
     def __delitem__(self, customer_id: str) -> None:
@@ -79,7 +89,7 @@ class ProfileCache(MutableMapping[str, State]):
         :class:`~streams.commits.StateWriter`) rather than one key at a time.
         """
         self._hold(customer_id, state)
-        return state.to_bytes()
+        return stored_bytes(state)
 
     @property
     def decoded(self) -> int:

@@ -76,6 +76,10 @@ class EngineConfig:
     attribution_window: timedelta = timedelta(days=3)
 
 
+def _due_order(deadline: Deadline) -> tuple[datetime, str, str]:
+    return (deadline.due_at, deadline.rule.value, deadline.key)
+
+
 class Deadlines(FrozenModel):
     """A customer's pending deadlines, at most one per rule and key."""
 
@@ -87,8 +91,26 @@ class Deadlines(FrozenModel):
         kept = {d.ref: d for d in self.items if d.ref not in set(result.deadlines_cancelled)}
         for deadline in result.deadlines_set:
             kept[deadline.ref] = deadline
-        items = tuple(sorted(kept.values(), key=lambda d: (d.due_at, d.rule.value, d.key)))
+        items = tuple(sorted(kept.values(), key=_due_order))
         return self if items == self.items else Deadlines(customer_id=self.customer_id, items=items)
+
+    def keeping(self, earlier: Deadlines | None) -> Deadlines:
+        """Add back the deadlines of ``earlier`` these dropped (fired or cancelled since).
+
+        What a commit writes first (see :mod:`streams.commits`): everything a
+        step added or moved, nothing it removed, so a crash before the
+        profile is written never loses a deadline whose firing the profile
+        does not remember yet. A deadline kept that way and fired again
+        finds its decision recorded (or its cart closed) and offers nothing.
+        """
+        if earlier is None:
+            return self
+        refs = {d.ref for d in self.items}
+        dropped = tuple(d for d in earlier.items if d.ref not in refs)
+        if not dropped:
+            return self
+        items = tuple(sorted((*self.items, *dropped), key=_due_order))
+        return Deadlines(customer_id=self.customer_id, items=items)
 
     def without(self, deadline: Deadline) -> Deadlines:
         """Drop ``deadline`` (it is being fired)."""

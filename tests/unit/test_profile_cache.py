@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from datetime import UTC, datetime
 
 import pytest
@@ -12,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streams.core.profile import Profile, Tombstone, state_from_bytes
 from streams.metrics import Metrics
-from streams.profile_cache import ProfileCache
+from streams.profile_cache import ProfileCache, stored_bytes
 
 pytestmark = pytest.mark.unit
 
@@ -161,3 +162,15 @@ def test_a_scrape_reports_hits_misses_and_size() -> None:
         "nudge_profile_cache_misses_total": 1.0,
         "nudge_profile_cache_customers": 1.0,
     }
+
+
+def test_stored_bytes_take_no_more_memory_than_their_length() -> None:
+    # orjson's own output keeps the buffer it grew: several times the JSON's length.
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        kept = [stored_bytes(profile(f"c{n}", n)) for n in range(200)]
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 1.5 * sum(len(raw) for raw in kept)

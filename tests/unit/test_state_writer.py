@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import MutableMapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import pytest
 from faust.types.tuples import ConsumerMessage
 
 from online_models.labels import Pending
+from schemas.triggers import TriggerType
 from streams.commits import CommittingConsumer, StateWriter
 from streams.core.engine import Deadlines, Result
-from streams.core.profile import Profile, Tombstone
+from streams.core.profile import Profile, Tombstone, record_decided
+from streams.core.triggers.base import Deadline
 from streams.ingest import CustomerStore, Part
 
 pytestmark = pytest.mark.unit
@@ -134,7 +136,9 @@ async def test_a_commit_delivers_outputs_then_writes_deadlines_and_labels_then_p
     assert journal[0] == "flush"
     second_flush = journal.index("flush", 1)
     assert set(journal[1:second_flush]) == {"pending:a"}
-    assert set(journal[second_flush + 1 :]) == {"profiles:a", "profiles:b"}
+    third_flush = journal.index("flush", second_flush + 1)
+    assert set(journal[second_flush + 1 : third_flush]) == {"profiles:a", "profiles:b"}
+    assert journal[third_flush + 1 :] == []  # no deadline was removed: nothing more to write
     assert store.staged == {}
     assert store.writing == {}
 
@@ -239,3 +243,82 @@ async def test_a_customer_forgotten_while_a_commit_writes_is_not_written() -> No
     await StateWriter(store, "clickstream", flush_then_revoke).before_commit()
     assert "profiles:b" not in journal
     assert "profiles:a" in journal
+
+
+def deadline(customer: str, key: str, minute: int) -> Deadline:
+    return Deadline(
+        customer_id=customer,
+        rule=TriggerType.browse_abandonment,
+        key=key,
+        due_at=AT + timedelta(minutes=minute),
+    )
+
+
+class Crash(Exception):
+    """The worker dies at this flush."""
+
+
+def writer_crashing_at(store: CustomerStore, flushes: int, journal: list[str]) -> StateWriter:
+    async def flush() -> None:
+        journal.append("flush")
+        if journal.count("flush") == flushes:
+            raise Crash
+
+    return StateWriter(store, "clickstream", flush)
+
+
+@pytest.mark.parametrize("crash_at_flush", [2, 3, 4, None])
+async def test_a_fired_deadline_outlives_every_crash_until_the_profile_records_it(
+    crash_at_flush: int | None,
+) -> None:
+    """Deadlines a step removed are written only after the profile that remembers why.
+
+    A deadline ``fired`` is gone from the step's deadlines and its decision is in
+    the step's profile; ``later`` is new. Whatever flush the worker dies at,
+    the tables hold either the fired deadline (it fires again on restart) or a
+    profile that records the firing (it then offers nothing): never neither.
+    """
+    store, journal = store_with_journal()
+    fired, later = deadline("a", "s1", 60), deadline("a", "s2", 90)
+    store.deadlines["a"] = Deadlines(customer_id="a", items=(fired,))
+    store.profiles["a"] = profile("a", 1)
+    journal.clear()
+    before = store.load("a")
+    decided = record_decided(profile("a", 2), TriggerType.browse_abandonment, "s1")
+    store.save(0, "a", before, Result(decided, Deadlines(customer_id="a", items=(later,)), None))
+
+    writer = writer_crashing_at(store, crash_at_flush or 0, journal)
+    if crash_at_flush is None:
+        await writer.before_commit()
+    else:
+        with pytest.raises(Crash):
+            await writer.before_commit()
+
+    kept = {d.key for d in store.deadlines["a"].items}
+    recorded = decided_keys_of(store.profiles["a"])
+    assert "s1" in kept or "s1" in recorded
+    assert "s2" in kept or crash_at_flush == 2  # new deadlines are written before the profile
+    if crash_at_flush is None:
+        assert kept == {"s2"}
+        assert recorded == {"s1"}
+        assert journal.index("profiles:a") < len(journal) - 1 - journal[::-1].index("deadlines:a")
+
+
+def decided_keys_of(state: Profile | Tombstone) -> set[str]:
+    assert isinstance(state, Profile)
+    return set(state.decided_keys.get(TriggerType.browse_abandonment, ()))
+
+
+def test_keeping_adds_back_what_a_step_dropped_and_nothing_else() -> None:
+    fired, moved, new = deadline("a", "s1", 60), deadline("a", "s2", 90), deadline("a", "s3", 5)
+    earlier = Deadlines(customer_id="a", items=(fired, moved))
+    moved_later = deadline("a", "s2", 120)
+    now = Deadlines(customer_id="a", items=(new, moved_later))
+    kept = now.keeping(earlier)
+    assert [(d.key, d.due_at) for d in kept.items] == [
+        ("s3", new.due_at),
+        ("s1", fired.due_at),
+        ("s2", moved_later.due_at),
+    ]
+    assert now.keeping(None) is now
+    assert now.keeping(Deadlines(customer_id="a", items=(new,))) is now
