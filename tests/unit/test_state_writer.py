@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import pytest
+from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
 from online_models.labels import Pending
@@ -178,6 +179,20 @@ def test_a_message_no_agent_received_is_never_counted_as_done() -> None:
     consumer: Any = object.__new__(CommittingConsumer)  # ack reads nothing else for it
     assert CommittingConsumer.ack(consumer, skipped) is False
     assert not skipped.acked
+
+
+async def test_a_gap_before_a_message_never_counts_the_message_itself_as_done() -> None:
+    """Offsets 41-44 never came (compacted); 45 came but no agent took it; 46 was handled."""
+    from streams.app import build
+    from streams.settings import Settings
+
+    consumer: Any = build(Settings(app_id="nudge-unit-gap", topic_partitions=4)).app.consumer
+    assert isinstance(consumer, CommittingConsumer)
+    tp = TP("clickstream", 0)
+    consumer._committed_offset[tp] = 41
+    await consumer._add_gap(tp, 41, 45)  # as the fetch loop calls it: read 40, now 45
+    consumer._acked[tp] = [46]
+    assert consumer._new_offset(tp) == 45  # commit up to 45, so 45 is read again
 
 
 async def test_faust_tables_get_their_changelog_records_in_bulk_in_the_commit_order() -> None:
