@@ -42,7 +42,7 @@ from streams.simulator import SimulationConfig, events
 from tests.integration.test_triggers_shop import suppression_as_of
 from tests.support.events import bad_messages
 from tests.support.kafka_io import Record, read_all, wait_for
-from tests.support.ordered import applied, caught_up
+from tests.support.ordered import applied, caught_up, wait_consuming
 from tests.support.worker import Supervisor, WorkerEnv
 
 pytestmark = pytest.mark.integration
@@ -123,7 +123,10 @@ def run(
     with ExitStack() as stack:
         stack.callback(producer.close, timeout=10)
         worker = Supervisor(env, tmp, stack, extra=SETTINGS)
+        # Each worker gets its partitions before the load goes on: a kill must land on a
+        # worker that is consuming (one killed while it joined the group tested nothing).
         worker.start()
+        wait_consuming(worker.logs[-1])
         for index, (_, key, value) in enumerate(messages):
             producer.send(env.topic("replay"), key=key, value=value)
             if index % PACE_EVERY == 0:
@@ -133,9 +136,12 @@ def run(
                 producer.flush(timeout=30)
                 time.sleep(rng.uniform(0.0, 0.15))  # some handled, fewer committed
                 worker.check()
-                handled += applied(env.web_port)
+                by_this_worker = applied(env.web_port)
+                assert by_this_worker > 0, f"killed a worker that had handled nothing ({tmp})"
+                handled += by_this_worker
                 worker.kill()
                 worker.start()
+                wait_consuming(worker.logs[-1])
         producer.flush(timeout=30)
         # A worker that stops committing (faust-streaming/faust#596, fixed by
         # streams.commits.SteadyFlowControl) is unstuck or
