@@ -204,13 +204,6 @@ def reconnected(log: str, app_id: str) -> bool:
     return bool(lost) and re.search(found, log[lost[-1] :]) is not None
 
 
-def ready_again(log: Path) -> bool:
-    """Whether the worker logged "Worker ready" after it last lost the broker."""
-    text = log.read_text(errors="replace")
-    ends = [m.end() for m in re.finditer(LOST, text)]
-    return bool(ends) and "Worker ready" in text[ends[-1] :]
-
-
 def coordinator_ready(admin: Any, group: str) -> bool:
     """Whether the broker answers for ``group``: a restarted broker first reloads its groups."""
     try:
@@ -520,19 +513,14 @@ def test_a_fault_mid_rebalance_applies_every_event_once_and_every_partition_resu
         fed = Counter(key.decode() for _, key, _ in last)
         wait_applied(env.web_port, fed, timeout=30, what="an event on every partition")
         if fault == "broker-killed":
-            for log, worker in zip(logs, workers, strict=True):
+            # Each worker logged the lost broker and found it again. Whether it
+            # also logs "Worker ready" again depends on whether its membership
+            # outlived the outage (then no rebalance follows); that the group
+            # resumed is what the checks above show: every partition committed
+            # and an event on each applied after the outage.
+            for log in logs:
                 assert reconnected(log.read_text(errors="replace"), env.app_id), (
                     f"no reconnection logged in {log}"
-                )
-                # The group may have committed everything (the other worker
-                # holding the partitions) before this one has joined again.
-                # A worker the watchdog restarted says it in its next log.
-                wait_for(
-                    lambda log=log, worker=worker: (
-                        worker.check() or worker.restarts > 0 or ready_again(log)
-                    ),
-                    timeout=60,
-                    what=f"{log}: ready again after the outage",
                 )
         for worker in workers:
             worker.check()  # fails if a worker exited other than by the watchdog
