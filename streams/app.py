@@ -24,14 +24,15 @@ from prometheus_client import CollectorRegistry
 from online_models.labels import Pending
 from online_models.trainer import SnapshotPolicy
 from schemas import TopicKind
+from streams.batches import BatchHandler, BatchingTransport
 from streams.codecs import StoredCodec
-from streams.commits import CommittingTransport, StateWriter, SteadyFlowControl
+from streams.commits import StateWriter, SteadyFlowControl
 from streams.core.engine import Deadlines, Destination, EngineConfig
 from streams.core.policy import PolicyConfig
 from streams.core.profile_view import profile_document
 from streams.core.reducer import ProfileConfig
 from streams.core.triggers.base import TriggerConfig
-from streams.ingest import CustomerStore, Ingestor, Partitions, Sink, fire_due, utc_now
+from streams.ingest import CustomerStore, Ingestor, Partitions, Sink, utc_now
 from streams.kafka_security import broker_credentials, kafka_python_options
 from streams.logs import logging_config
 from streams.metrics import Metrics
@@ -44,17 +45,24 @@ from streams.web import add_metrics_page, add_profile_api
 
 
 class NudgeApp(faust.App):
-    """A Faust app that creates Nudge's topics first and writes customer state at commits."""
+    """A Faust app: creates topics, consumes inbound topics in batches, writes state at commits.
+
+    Inbound records reach the ingestors through :mod:`streams.batches`;
+    customer state is written just before each offset commit
+    (:mod:`streams.commits`).
+    """
 
     nudge_settings: Settings
     state_writer: StateWriter
+    batch_handlers: dict[str, BatchHandler]
 
     def _new_transport(self) -> Any:
-        return CommittingTransport(self.conf.broker_consumer, self)
+        return BatchingTransport(self.conf.broker_consumer, self)
 
     def _new_consumer(self) -> Any:
         consumer: Any = super()._new_consumer()
         consumer.before_commit = self.state_writer.before_commit
+        consumer.batch_handlers = self.batch_handlers
         return consumer
 
     @cached_property
@@ -214,6 +222,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> Nudg
     """Build a worker from settings; ``registry`` defaults to a fresh one."""
     app = NudgeApp(settings.app_id, **faust_options(settings))
     app.nudge_settings = settings
+    app.batch_handlers = {}
     metrics = Metrics.create(registry if registry is not None else CollectorRegistry())
     config = engine_config(settings)
     partitions = Partitions(lateness=timedelta(seconds=settings.allowed_lateness_seconds))
@@ -269,19 +278,9 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> Nudg
 
     # Sends are buffered; a commit flushes the producer before it commits the
     # offsets, so what a message produced is written before it counts as done.
-    deadletter = _raw_topic(app, settings.topic_deadletter, settings.topic_partitions)
     outbound = settings.outbound_topics()
-    sinks = {
-        destination: _sink(
-            _raw_topic(
-                app,
-                outbound[destination.value],
-                1 if destination is Destination.training else settings.topic_partitions,
-            )
-        )
-        for destination in Destination
-    }
-    send_dead_letter = _sink(deadletter)
+    sinks = {destination: _sink(app, outbound[destination.value]) for destination in Destination}
+    send_dead_letter = _sink(app, settings.topic_deadletter)
 
     ingestors: dict[TopicKind | None, Ingestor] = {}
     for label, topic_name in settings.consumed_topics().items():
@@ -297,10 +296,11 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> Nudg
             dead_letter=send_dead_letter,
             metrics=metrics,
         )
-        topic = _raw_topic(app, topic_name, settings.topic_partitions)
-        app.agent(topic, name=f"ingest-{label}")(_ingest_agent(ingestors[kind]))
+        # Subscribed without an agent: the consumer hands its records to the ingestor.
+        app.topics.add(_raw_topic(app, topic_name, settings.topic_partitions))
+        app.batch_handlers[topic_name] = ingestors[kind].handle
 
-    _add_clock(app, settings, ingestors[TopicKind.clickstream], partitions)
+    _add_clock(app, settings, ingestors[TopicKind.clickstream])
     _forget_on_revoke(app, settings, store, partitions, decoded)
     training = _raw_topic(app, settings.topic_training, 1)
     app.agent(training, name="train", concurrency=1)(_train_agent(trainer))
@@ -320,25 +320,28 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> Nudg
     return Nudge(app, settings, metrics, profiles, store, models, trainer, ingestors)
 
 
-def _sink(topic: Any) -> Sink:
+def _sink(app: faust.App, topic: str) -> Sink:
+    """Send to ``topic`` through the producer, partitioned by key as every producer is.
+
+    Straight to the producer rather than through Faust's ``Topic.send``:
+    these are raw bytes, and its per-message layers (a future message,
+    callbacks, serializer lookups) cost more than the rest of the send.
+    """
+    producer = app.producer
+
     async def send(key: bytes | None, value: bytes) -> None:
-        await topic.send(key=key, value=value)
+        await producer.send(topic, key, value, None, None, None)
 
     return send
 
 
-def _add_clock(app: faust.App, settings: Settings, ingestor: Ingestor, partitions: Any) -> None:
+def _add_clock(app: faust.App, settings: Settings, ingestor: Ingestor) -> None:
     """Tick every owned partition with wall time so deadlines fire on quiet partitions."""
     clock_topic = _raw_topic(app, settings.topic_clock, settings.topic_partitions)
 
     async def on_tick(stream: Any) -> None:
         async for event in stream.events():
-            partition = event.message.partition
-            mark = partitions.clock(partition).tick(utc_now())
-            partitions.clocks[partition] = mark
-            now = mark.now()
-            if now is not None:
-                await fire_due(ingestor, partition, now)
+            await ingestor.tick(event.message.partition, utc_now())
 
     app.agent(clock_topic, name="clock")(on_tick)
     if not settings.wall_clock:
@@ -385,14 +388,6 @@ def _forget_on_revoke(
 
 def _raw_topic(app: faust.App, name: str, partitions: int) -> Any:
     return app.topic(name, key_serializer="raw", value_serializer="raw", partitions=partitions)
-
-
-def _ingest_agent(ingestor: Ingestor) -> Any:
-    async def ingest(stream: Any) -> None:
-        async for event in stream.events():
-            await ingestor.handle(event.message)
-
-    return ingest
 
 
 def _train_agent(trainer: TrainerHost) -> Any:

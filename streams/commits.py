@@ -107,7 +107,8 @@ class StateWriter:
 
     async def before_commit(self) -> None:
         """Deliver the staged steps' outputs, then write their state (see the module doc)."""
-        batch = self.store.take()
+        async with self.store.handover:
+            batch = self.store.take()
         if not batch:
             return
         await self.flush()
@@ -296,9 +297,3 @@ class SteadyFlowControl(FlowControlEvent):
         if self.is_active():
             return
         super().resume()
-
-
-class CommittingTransport(aiokafka_driver.Transport):
-    """The aiokafka transport with :class:`CommittingConsumer` as its consumer."""
-
-    Consumer = CommittingConsumer

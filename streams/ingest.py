@@ -1,19 +1,22 @@
 """The ingestion adapter: one inbound message in; state, outputs and dead letters out.
 
-Everything an agent does with a message lives here, so the agent itself is a
-loop of three lines. For each message: decode it, move its partition's
-event clock, fire what that clock made due on the partition, apply the event
-through the engine, store what changed and send what the engine returned.
-The handler never raises for a bad message: one that fails to decode, is
-keyed by someone else, or breaks the core goes to the dead-letter topic with
-the reason and its raw bytes, and the next message is handled.
+Everything the worker does with an inbound record lives here; the consumer
+hands records over in batches (:mod:`streams.batches`). For each record:
+decode it, move its partition's event clock, fire what that clock made due
+on the partition, apply the event through the engine, stage what changed
+and queue what the engine returned; once the batch is applied, the queued
+messages go to the producer. The handler never raises for a bad record: one
+that fails to decode, is keyed by someone else, or breaks the core goes to
+the dead-letter topic with the reason and its raw bytes, and the next record
+is handled.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
-from collections.abc import Callable, Collection, Mapping, MutableMapping
+from collections.abc import Callable, Collection, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -44,12 +47,15 @@ log = logging.getLogger(__name__)
 
 
 class InboundMessage(Protocol):
-    """The parts of a consumed Kafka message the adapter reads (Faust's ``Message``)."""
+    """The parts of a fetched Kafka record the adapter reads (aiokafka's ``ConsumerRecord``).
+
+    ``timestamp`` is Kafka's: epoch milliseconds.
+    """
 
     topic: str
     partition: int
     offset: int
-    timestamp: float
+    timestamp: int | None
     key: bytes | None
     value: bytes | None
 
@@ -95,6 +101,10 @@ class CustomerStore:
     recomputed against the older state, producing the same ids. Staging also
     coalesces a busy customer's writes to one changelog record per commit.
     Reads see the newest state: staged, then being written, then stored.
+
+    ``handover`` is held from a step's staging until its messages are with
+    the producer, and by a commit while it takes the staged batch: a commit
+    never writes the state of a step whose messages it could not flush.
     """
 
     profiles: MutableMapping[str, Profile | Tombstone]
@@ -102,6 +112,7 @@ class CustomerStore:
     pending: MutableMapping[str, Pending]
     staged: dict[str, Staged] = field(default_factory=dict)
     writing: dict[str, Staged] = field(default_factory=dict)
+    handover: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def save(self, partition: int, customer_id: str, before: Result, after: Result) -> None:
         """Stage what changed (a table writes its changelog only on assignment)."""
@@ -245,31 +256,51 @@ class Ingestor:
     dead_letter: Sink
     metrics: Metrics
     clock: Callable[[], datetime] = utc_now
+    outbox: list[tuple[Sink, bytes | None, bytes]] = field(default_factory=list)
 
     @property
     def label(self) -> str:
         """The ``topic`` label of this ingestor's metrics."""
         return "replay" if self.kind is None else self.kind.value
 
-    async def handle(self, message: InboundMessage) -> None:
-        """Decode, validate and apply one message; dead-letter it on any failure."""
+    async def handle(self, messages: Sequence[InboundMessage]) -> None:
+        """Apply records in order, then hand what they produced to the producer.
+
+        The store's hand-over lock is held throughout (see :class:`CustomerStore`).
+        """
+        async with self.store.handover:
+            for message in messages:
+                self._apply(message)
+            await self._send_outbox()
+
+    async def tick(self, partition: int, wall: datetime) -> None:
+        """Move a partition's clock by wall time and fire what that made due."""
+        async with self.store.handover:
+            mark = self.partitions.clock(partition).tick(wall)
+            self.partitions.clocks[partition] = mark
+            now = mark.now()
+            if now is not None:
+                self.fire_due(partition, now)
+            await self._send_outbox()
+
+    def _apply(self, message: InboundMessage) -> None:
+        """Decode, validate and apply one record; dead-letter it on any failure."""
         with self.metrics.child(self.metrics.event_processing, self.label).time():
             wall = self.clock()
             outcome = decode(self.kind, message.value, now=wall, limits=self.limits)
             if isinstance(outcome, DecodeError):
-                record = dead_letter_from_error(outcome, _source(message), now=wall)
-                await self._reject(message, record)
+                self._reject(message, dead_letter_from_error(outcome, _source(message), now=wall))
                 return
             if not key_matches(outcome, message.key):
                 record = dead_letter_for_key_mismatch(outcome, _source(message), now=wall)
-                await self._reject(message, record)
+                self._reject(message, record)
                 return
             try:
                 now = self._advance_clock(message.partition, outcome.occurred_at, wall)
             except Exception as exc:
-                await self._fail(message, exc, wall, outcome.type)
+                self._fail(message, exc, wall, outcome.type)
                 return
-            await fire_due(self, message.partition, now)
+            self.fire_due(message.partition, now)
             customer = outcome.customer_id
             try:
                 before = self.store.load(customer)
@@ -283,17 +314,38 @@ class Ingestor:
                     self.config,
                 )
             except Exception as exc:
-                await self._fail(message, exc, wall, outcome.type)
+                self._fail(message, exc, wall, outcome.type)
                 return
             self.metrics.child(self.metrics.events_consumed, self.label, outcome.type).inc()
             if not after.applied:
                 reason = after.skipped or "unknown"
                 self.metrics.child(self.metrics.events_skipped, self.label, reason).inc()
                 return
-            await self.commit(message.partition, customer, before, after)
+            self._commit(message.partition, customer, before, after)
 
-    async def commit(self, partition: int, customer: str, before: Result, after: Result) -> None:
-        """Store a step's state, index what it made due, and send its messages."""
+    def fire_due(self, partition: int, now: datetime) -> None:
+        """Fire every deadline and label horizon on ``partition`` that ``now`` has reached.
+
+        Called while handling a record of that partition (an event or a
+        clock tick). A customer whose due work fails in the core is logged
+        and left for their next event: one bad state must not stop a partition.
+        """
+        for customer in self.partitions.due.pop_due(partition, now):
+            state = self.store.load(customer)
+            try:
+                steps = due_steps(state, now, self.config)
+            except Exception:
+                log.exception(
+                    "due work failed for customer %r on partition %d", customer, partition
+                )
+                continue
+            for before, after in steps:
+                self._commit(partition, customer, before, after)
+                state = after
+            self.partitions.remember(partition, customer, state)
+
+    def _commit(self, partition: int, customer: str, before: Result, after: Result) -> None:
+        """Stage a step's state, index what it made due, and queue its messages."""
         self.store.save(partition, customer, before, after)
         self.partitions.remember(partition, customer, after)
         key = customer.encode()
@@ -303,9 +355,15 @@ class Ingestor:
             labels = (conversion.trigger_type, conversion.arm.value)
             self.metrics.child(self.metrics.attribution_conversions, *labels).inc()
         for message in after.messages:
-            await self.sinks[message.destination](key, message.value)
+            self.outbox.append((self.sinks[message.destination], key, message.value))
             if message.destination is Destination.triggers:
                 self._observe_latency(message.value)
+
+    async def _send_outbox(self) -> None:
+        """Hand every queued message to its sink, in the order the steps produced them."""
+        queued, self.outbox = self.outbox, []
+        for sink, key, value in queued:
+            await sink(key, value)
 
     def _advance_clock(self, partition: int, occurred_at: datetime, wall: datetime) -> datetime:
         """Move the partition's watermark past an event; return the time deadlines are due by."""
@@ -320,13 +378,13 @@ class Ingestor:
         )
         return now
 
-    async def _fail(
+    def _fail(
         self, message: InboundMessage, exc: Exception, wall: datetime, event_type: str
     ) -> None:
         """Dead-letter a valid message that could not be applied, with the exception."""
         log.exception("processing failed at %s[%d]@%d", *_where(message))
         record = dead_letter_from_exception(exc, _source(message), now=wall, event_type=event_type)
-        await self._reject(message, record)
+        self._reject(message, record)
 
     def _observe_latency(self, trigger: bytes) -> None:
         fields = orjson.loads(trigger)
@@ -336,32 +394,12 @@ class Ingestor:
             max(seconds, 0.0)
         )
 
-    async def _reject(self, message: InboundMessage, record: DeadLetter) -> None:
+    def _reject(self, message: InboundMessage, record: DeadLetter) -> None:
         log.warning(
             "dead-lettered %s[%d]@%d: %s: %s", *_where(message), record.reason, record.detail
         )
-        await self.dead_letter(message.key, record.to_bytes())
+        self.outbox.append((self.dead_letter, message.key, record.to_bytes()))
         self.metrics.child(self.metrics.events_deadlettered, self.label, record.reason).inc()
-
-
-async def fire_due(ingestor: Ingestor, partition: int, now: datetime) -> None:
-    """Fire every deadline and label horizon on ``partition`` that ``now`` has reached.
-
-    Called while handling a message of that partition (an event or a clock
-    tick). A customer whose due work fails in the core is logged and left
-    for their next event: one bad state must not stop a partition.
-    """
-    for customer in ingestor.partitions.due.pop_due(partition, now):
-        state = ingestor.store.load(customer)
-        try:
-            steps = due_steps(state, now, ingestor.config)
-        except Exception:
-            log.exception("due work failed for customer %r on partition %d", customer, partition)
-            continue
-        for before, after in steps:
-            await ingestor.commit(partition, customer, before, after)
-            state = after
-        ingestor.partitions.remember(partition, customer, state)
 
 
 def due_steps(state: Result, now: datetime, config: EngineConfig) -> list[tuple[Result, Result]]:
@@ -386,9 +424,11 @@ def _where(message: InboundMessage) -> tuple[str, int, int]:
 
 
 def _source(message: InboundMessage) -> SourceMessage:
-    """Describe ``message`` for a dead letter; Faust's epoch-seconds timestamp becomes UTC."""
+    """Describe ``message`` for a dead letter; Kafka's epoch-milliseconds timestamp becomes UTC."""
     timestamp = (
-        datetime.fromtimestamp(message.timestamp, UTC) if message.timestamp is not None else None
+        datetime.fromtimestamp(message.timestamp / 1000, UTC)
+        if message.timestamp is not None
+        else None
     )
     return SourceMessage(
         topic=message.topic,

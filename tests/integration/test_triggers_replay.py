@@ -107,7 +107,7 @@ class _Message:
     topic: str
     partition: int
     offset: int
-    timestamp: float
+    timestamp: int | None
     key: bytes | None
     value: bytes | None
 
@@ -169,8 +169,8 @@ def reference(
     async def apply_all() -> None:
         for offset, (kind, key, value) in enumerate(events):
             where = partition_of(key, settings.topic_partitions)
-            message = _Message(kind.value, where, offset, time.time(), key, value)
-            await ingestors[kind].handle(message)
+            message = _Message(kind.value, where, offset, time.time_ns() // 1_000_000, key, value)
+            await ingestors[kind].handle([message])
 
     asyncio.run(apply_all())
     return sent

@@ -31,7 +31,7 @@ class Message:
     topic: str = "cart"
     partition: int = 2
     offset: int = 41
-    timestamp: float = 1_714_564_800.0
+    timestamp: int | None = 1_714_564_800_000
 
 
 @dataclass
@@ -70,7 +70,7 @@ def sample(adapter: Ingestor, name: str, **labels: str) -> float:
 
 async def test_a_valid_event_updates_the_profile_and_announces_its_segment() -> None:
     adapter, dead, changes = ingestor()
-    await adapter.handle(Message(dumps(minimal("cart_add"))))
+    await adapter.handle([Message(dumps(minimal("cart_add")))])
     profile = adapter.store.profile("cus-1")
     assert isinstance(profile, Profile)
     assert profile.events_applied == 1
@@ -85,8 +85,8 @@ async def test_a_valid_event_updates_the_profile_and_announces_its_segment() -> 
 async def test_a_redelivered_event_is_counted_as_skipped_not_applied() -> None:
     adapter, _, _ = ingestor()
     raw = dumps(minimal("cart_add"))
-    await adapter.handle(Message(raw))
-    await adapter.handle(Message(raw, offset=42))
+    await adapter.handle([Message(raw)])
+    await adapter.handle([Message(raw, offset=42)])
     profile = adapter.store.profile("cus-1")
     assert isinstance(profile, Profile)
     assert profile.events_applied == 1
@@ -96,7 +96,7 @@ async def test_a_redelivered_event_is_counted_as_skipped_not_applied() -> None:
 
 async def test_undecodable_bytes_go_to_the_dead_letter_topic_whole() -> None:
     adapter, dead, _ = ingestor()
-    await adapter.handle(Message(b"\xff\xfe not json"))
+    await adapter.handle([Message(b"\xff\xfe not json")])
     [(key, letter)] = dead.sent
     assert key == b"cus-1"
     assert letter["reason"] == "not_utf8"
@@ -111,7 +111,7 @@ async def test_undecodable_bytes_go_to_the_dead_letter_topic_whole() -> None:
 
 async def test_an_event_keyed_by_another_customer_is_dead_lettered() -> None:
     adapter, dead, _ = ingestor()
-    await adapter.handle(Message(dumps(minimal("cart_add")), key=b"someone-else"))
+    await adapter.handle([Message(dumps(minimal("cart_add")), key=b"someone-else")])
     assert [letter["reason"] for _, letter in dead.sent] == ["key_mismatch"]
     assert adapter.store.profile("cus-1") is None
 
@@ -128,8 +128,8 @@ async def test_an_exception_in_the_core_dead_letters_that_event_and_the_next_goe
         return real_step(*args)
 
     monkeypatch.setattr(engine, "on_event", explode_on_cart_remove)
-    await adapter.handle(Message(dumps(minimal("cart_remove"))))
-    await adapter.handle(Message(dumps(minimal("cart_add") | {"event_id": "evt-2"}), offset=42))
+    await adapter.handle([Message(dumps(minimal("cart_remove")))])
+    await adapter.handle([Message(dumps(minimal("cart_add") | {"event_id": "evt-2"}), offset=42)])
     [(_, letter)] = dead.sent
     assert letter["reason"] == "processing_error"
     assert "ZeroDivisionError: boom" in letter["detail"]
@@ -146,15 +146,15 @@ async def test_a_later_event_moves_the_clock_and_fires_the_due_browse_trigger() 
     customers.partitions = adapter.partitions
     customers.sinks = adapter.sinks
     consent = minimal("consent_changed") | {"event_id": "c", "occurred_at": "2024-05-01T09:00:00Z"}
-    await customers.handle(Message(dumps(consent), topic="customers"))
+    await customers.handle([Message(dumps(consent), topic="customers")])
     view = minimal("product_view") | {"event_id": "v", "occurred_at": "2024-05-01T10:00:00Z"}
-    await adapter.handle(Message(dumps(view), topic="clickstream"))
+    await adapter.handle([Message(dumps(view), topic="clickstream")])
     triggers = adapter.sinks[Destination.triggers]
     assert isinstance(triggers, Recorder)
     assert triggers.sent == []
     # 11:06 minus 5 minutes of lateness passes the 11:00 deadline.
     later = minimal("page_view") | {"event_id": "p", "occurred_at": "2024-05-01T11:06:00Z"}
-    await adapter.handle(Message(dumps(later), topic="clickstream", offset=43))
+    await adapter.handle([Message(dumps(later), topic="clickstream", offset=43)])
     [(key, trigger)] = triggers.sent
     assert key == b"cus-1"
     assert trigger["trigger_type"] == "browse_abandonment"
@@ -167,14 +167,14 @@ async def test_a_failing_due_deadline_is_logged_and_the_event_still_applies(
 ) -> None:
     adapter, dead, _ = ingestor(TopicKind.clickstream)
     view = minimal("product_view") | {"event_id": "v", "occurred_at": "2024-05-01T10:00:00Z"}
-    await adapter.handle(Message(dumps(view), topic="clickstream"))
+    await adapter.handle([Message(dumps(view), topic="clickstream")])
 
     def broken(*args: Any) -> engine.Result:
         raise ZeroDivisionError("a corrupt deadline")
 
     monkeypatch.setattr(engine, "on_deadline", broken)
     later = minimal("page_view") | {"event_id": "p", "occurred_at": "2024-05-01T11:06:00Z"}
-    await adapter.handle(Message(dumps(later), topic="clickstream", offset=43))
+    await adapter.handle([Message(dumps(later), topic="clickstream", offset=43)])
     assert "due work failed for customer 'cus-1'" in caplog.text
     assert dead.sent == []
     profile = adapter.store.profile("cus-1")
@@ -191,7 +191,7 @@ async def test_a_failure_before_the_core_dead_letters_the_event_instead_of_losin
         raise OSError("the table's store is unreadable")
 
     monkeypatch.setattr(adapter.store, "load", broken)
-    await adapter.handle(Message(dumps(minimal("cart_add"))))
+    await adapter.handle([Message(dumps(minimal("cart_add")))])
     [(_, letter)] = dead.sent
     assert letter["reason"] == "processing_error"
     assert "OSError: the table's store is unreadable" in letter["detail"]
