@@ -17,6 +17,11 @@ once the handler is done with it. Topics without a batch handler
 (changelogs read during recovery, model snapshots, training examples, clock
 ticks) go to their agents exactly as before.
 
+Offsets are committed by Faust's commit timer (``broker_commit_interval``)
+only. Faust's loop also commits inline every ``broker_commit_every`` acks,
+and a commit writes the staged customer state: inline, ingestion would wait
+for it, and for any commit the timer had already begun.
+
 A slice is the unit of everything a rebalance can interrupt: between two
 slices the loop checks that the flow is still active and the consumer
 generation unchanged, and stops delivering the fetch otherwise. Records of
@@ -134,7 +139,6 @@ class BatchingConsumer(CommittingConsumer):
         for record in records:
             if not current():
                 return
-            await self._commit_if_due()
             await self.wait_first(
                 self.callback(self._to_message(tp, record)), self.suspend_flow.wait()
             )
@@ -147,7 +151,6 @@ class BatchingConsumer(CommittingConsumer):
         for start in range(0, len(records), SLICE_RECORDS):
             if not current():
                 return
-            await self._commit_if_due()
             piece = records[start : start + SLICE_RECORDS]
             await handler(piece)
             if not current():
@@ -168,13 +171,6 @@ class BatchingConsumer(CommittingConsumer):
             index.update(new)
             self._acked[tp].extend(new)
             self._n_acked += len(new)
-
-    async def _commit_if_due(self) -> None:
-        """Commit inline after ``broker_commit_every`` acks, as Faust's fetch loop does."""
-        every = self._commit_every
-        if every is not None and self._n_acked >= every:
-            self._n_acked = 0
-            await self.commit()
 
 
 class BatchingTransport(aiokafka_driver.Transport):
