@@ -96,6 +96,10 @@ bench-models: $(STAMP) ## Online vs batch model evaluation (~5 min) and model mi
 	$(BIN)/python -m benchmarks.models_offline
 	$(BIN)/python -m benchmarks.models_micro
 
+.PHONY: bench-core
+bench-core: $(STAMP) ## Microseconds per event of decode and the pure core, with an output digest
+	$(BIN)/python -m benchmarks.core_micro
+
 .PHONY: schemas
 schemas: $(STAMP) ## Regenerate the checked-in JSON Schemas in schemas/json/
 	$(BIN)/python -m schemas.export schemas/json

@@ -324,8 +324,17 @@ def features(
     x["tz_known"] = tz_known
     x["hour_sin"], x["hour_cos"] = hour_sin, hour_cos
     x["weekday_sin"], x["weekday_cos"] = weekday_sin, weekday_cos
-    kind = None if event is None else event.type
-    for event_type, name in EVENT_FEATURES.items():
-        x[name] = _flag(event_type == kind)
-    x["event_none"] = _flag(event is None)
+    x.update(_event_flags(None if event is None else event.type))
     return x
+
+
+@functools.lru_cache(maxsize=64)
+def _event_flags(kind: str | None) -> Mapping[str, float]:
+    """Return the one-hot ``event_*`` features of an event type (None: outside an event).
+
+    Built once per type rather than compared type by type on every call;
+    :func:`features` copies them into its own dict, in this order.
+    """
+    flags = {name: _flag(event_type == kind) for event_type, name in EVENT_FEATURES.items()}
+    flags["event_none"] = _flag(kind is None)
+    return flags

@@ -141,11 +141,21 @@ class Score:
 
 
 def _clean(x: Mapping[str, float]) -> dict[str, float]:
-    return {
-        key: min(max(float(value), -_CLIP), _CLIP)
-        for key, value in sorted(x.items())
-        if math.isfinite(value)
-    }
+    """Drop non-finite features, clip the rest to ``±_CLIP``, in name order (River's sums).
+
+    Written as a loop with comparisons: ``min(max(v, -c), c)`` and sorting
+    the items made this two thirds of a warm model's 27 us prediction. The
+    comparisons pick exactly what ``min(max(...))`` picked, and sorting the
+    (unique) names orders the items as sorting the pairs did.
+    """
+    cleaned: dict[str, float] = {}
+    for key in sorted(x):
+        value = x[key]
+        if not math.isfinite(value):
+            continue
+        v = float(value)
+        cleaned[key] = -_CLIP if v < -_CLIP else _CLIP if v > _CLIP else v
+    return cleaned
 
 
 class PropensityModel:

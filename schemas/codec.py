@@ -309,20 +309,17 @@ def _decode(
         )
 
     members = ANY_EVENT_TYPE if kind is None else EVENT_TYPES[kind]
-    topic = "replay" if kind is None else kind.value
-    expected = ", ".join(members)
     tag = obj.get("type")
     if tag is None:
         return _type_error(
             DecodeReason.unknown_type,
-            f"field 'type' is missing; the {topic} topic carries: {expected}",
+            f"field 'type' is missing; {_carries(kind, members)}",
             FieldError("type", "Field required", "missing"),
         )
     if not isinstance(tag, str):
         return _type_error(
             DecodeReason.unknown_type,
-            f"field 'type' should be a string, got {_json_kind(tag)}; "
-            f"the {topic} topic carries: {expected}",
+            f"field 'type' should be a string, got {_json_kind(tag)}; {_carries(kind, members)}",
             FieldError("type", "Input should be a valid string", "string_type"),
         )
     event_type = _clip(tag, _MAX_TYPE_CHARS)
@@ -332,9 +329,10 @@ def _decode(
         if home is None:
             return _type_error(
                 DecodeReason.unknown_type,
-                f"field 'type': unknown event type {event_type!r}; "
-                f"the {topic} topic carries: {expected}",
-                FieldError("type", f"Input should be one of: {expected}", "union_tag_invalid"),
+                f"field 'type': unknown event type {event_type!r}; {_carries(kind, members)}",
+                FieldError(
+                    "type", f"Input should be one of: {', '.join(members)}", "union_tag_invalid"
+                ),
                 event_type,
             )
         return _type_error(
@@ -370,6 +368,12 @@ def _decode(
             event_type,
         )
     return event
+
+
+def _carries(kind: TopicKind | None, members: Mapping[str, object]) -> str:
+    """Say what the topic carries, for an error: built only then, not for every message."""
+    topic = "replay" if kind is None else kind.value
+    return f"the {topic} topic carries: {', '.join(members)}"
 
 
 def _json_kind(value: object) -> str:

@@ -99,7 +99,7 @@ def _change(cart: Cart, event: CartAdd | CartRemove | CheckoutStarted, at: datet
         case CheckoutStarted():
             started = cart.checkout_started_at
             update["checkout_started_at"] = at if started is None else max(started, at)
-    return cart.model_copy(update=update)
+    return cart.updated(update)
 
 
 def fold_cart(

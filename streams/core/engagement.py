@@ -219,7 +219,7 @@ def fold_email(engagement: Engagement, event: EmailEvent, max_soft_bounces: int)
             update = {"unsubscribed_at": _latest(engagement.unsubscribed_at, at)}
         case EmailComplaint():
             update = {"complained_at": _latest(engagement.complained_at, at)}
-    return engagement.model_copy(update=update)
+    return engagement.updated(update)
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,7 +88,8 @@ class Deadlines(FrozenModel):
 
     def update(self, result: RuleResult) -> Deadlines:
         """Apply a rule result's cancellations, then its new deadlines (replacing same keys)."""
-        kept = {d.ref: d for d in self.items if d.ref not in set(result.deadlines_cancelled)}
+        cancelled = set(result.deadlines_cancelled)  # once, not once per deadline
+        kept = {ref: d for d in self.items if (ref := d.ref) not in cancelled}
         for deadline in result.deadlines_set:
             kept[deadline.ref] = deadline
         items = tuple(sorted(kept.values(), key=_due_order))

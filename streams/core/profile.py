@@ -134,9 +134,23 @@ def record_score(
     previous = profile.scores.get(model)
     if previous is not None and previous.scored_at > at:
         return profile
-    stored = StoredScore(probability=probability, model_version=model_version, scored_at=at)
+    stored = _stored_score(probability, model_version, at)
     scores = dict(sorted({**profile.scores, model: stored}.items()))
-    return profile.model_copy(update={"scores": scores})
+    return profile.updated({"scores": scores})
+
+
+def _stored_score(probability: float, model_version: str, at: datetime) -> StoredScore:
+    """Build a score, validated only when it may not already be valid (a score per event)."""
+    if (
+        type(probability) is float
+        and 0.0 <= probability <= 1.0
+        and type(model_version) is str
+        and at.tzinfo is UTC  # validation would return ``at`` itself
+    ):
+        return StoredScore.from_valid(
+            probability=probability, model_version=model_version, scored_at=at
+        )
+    return StoredScore(probability=probability, model_version=model_version, scored_at=at)
 
 
 def record_trigger(profile: Profile, trigger_type: str, at: datetime) -> Profile:
@@ -160,7 +174,7 @@ def record_trigger(profile: Profile, trigger_type: str, at: datetime) -> Profile
     if previous is not None and previous >= at:
         return profile
     triggers = dict(sorted({**profile.last_trigger_at, trigger_type: at}.items()))
-    return profile.model_copy(update={"last_trigger_at": triggers})
+    return profile.updated({"last_trigger_at": triggers})
 
 
 def record_decided(profile: Profile, trigger_type: str, key: str) -> Profile:
@@ -186,4 +200,4 @@ def record_decided(profile: Profile, trigger_type: str, key: str) -> Profile:
         return profile
     keys = (*kept, key)[-DECIDED_KEYS_KEPT:]
     decided = dict(sorted({**profile.decided_keys, trigger_type: keys}.items()))
-    return profile.model_copy(update={"decided_keys": decided})
+    return profile.updated({"decided_keys": decided})

@@ -18,7 +18,7 @@ import bisect
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from pydantic import Field
 
@@ -66,8 +66,8 @@ def fold_order(purchases: Purchases, order: OrderCompleted, business_tz: tzinfo)
     days = dict(purchases.purchase_days)
     days[day] = MONEY.add(days.get(day, ZERO), order.total)
     first, last = purchases.first_order_at, purchases.last_order_at
-    return purchases.model_copy(
-        update={
+    return purchases.updated(
+        {
             "order_ids": (*ids[:where], order.order_id, *ids[where:]),
             "first_order_at": at if first is None else min(first, at),
             "last_order_at": at if last is None else max(last, at),
@@ -93,6 +93,10 @@ class PurchaseSummary:
     recency: int
     T: int  # upper case: the name every BTYD paper and library uses
     monetary_value: Decimal
+
+
+_NO_PURCHASES: Final = PurchaseSummary(frequency=0, recency=0, T=0, monetary_value=quantize4(ZERO))
+"""The summary of most customers, built once (a frozen value: shared safely)."""
 
 
 def purchase_summary(profile: Profile, as_of: datetime, business_tz: tzinfo) -> PurchaseSummary:
@@ -140,7 +144,7 @@ def purchase_summary(profile: Profile, as_of: datetime, business_tz: tzinfo) -> 
         raise ValueError("`as_of` must be timezone-aware")
     days = profile.purchases.purchase_days
     if not days:
-        return PurchaseSummary(frequency=0, recency=0, T=0, monetary_value=quantize4(ZERO))
+        return _NO_PURCHASES
     keys = sorted(days)
     first, last = date.fromisoformat(keys[0]), date.fromisoformat(keys[-1])
     observed = max(as_of.astimezone(business_tz).date(), last)

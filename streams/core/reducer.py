@@ -115,7 +115,7 @@ _Folded: TypeAlias = (
 
 # The folds return the fields an event changes rather than a new profile: ``apply``
 # merges them with the bookkeeping fields (times, event ids, segment) into one
-# ``model_copy``, instead of copying the whole profile three times per event.
+# copy (``FrozenModel.updated``), instead of copying the whole profile three times per event.
 _Update: TypeAlias = dict[str, object]
 
 
@@ -288,7 +288,7 @@ def apply(state: Profile | Tombstone | None, event: InboundEvent, config: Profil
     current = segment(rfm_scores_of(purchases, last_seen, config.rfm))
     previous = None if state is None else state.segment
     update["segment"], update["segment_as_of"] = current, last_seen
-    profile = base.model_copy(update=update)
+    profile = base.updated(update)
     if current == previous:
         return Step(profile, (), True, None)
     changed = SegmentChanged(

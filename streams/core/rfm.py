@@ -72,6 +72,10 @@ class RfmScores:
     m: int
 
 
+_NEVER_ORDERED: Final = RfmScores(r=0, f=0, m=0)
+"""The scores of most customers, built once (a frozen value: shared safely)."""
+
+
 def rfm_scores(profile: Profile, as_of: datetime, config: RfmConfig) -> RfmScores:
     """Score the customer's recency, frequency and monetary value as of ``as_of``.
 
@@ -108,7 +112,7 @@ def rfm_scores_of(purchases: Purchases, as_of: datetime, config: RfmConfig) -> R
         raise ValueError("`as_of` must be timezone-aware")
     last = purchases.last_order_at
     if last is None:
-        return RfmScores(r=0, f=0, m=0)
+        return _NEVER_ORDERED
     days = max(0, (as_of - last) // _DAY)
     return RfmScores(
         r=5 - bisect.bisect_left(config.recency_days, days),

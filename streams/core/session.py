@@ -137,30 +137,28 @@ def fold_session(session: Session | None, event: SiteEvent, bounds: SessionBound
     at = event.occurred_at
     if session is not None and at < session.started_at:
         return session
+    # The changes are gathered first and applied in one copy of the session.
+    update: dict[str, object] = {}
     if session is None or _starts_new(session, event, bounds.gap):
         session = Session(session_id=event.session_id, started_at=at, last_activity_at=at)
     elif at > session.last_activity_at:
-        session = session.model_copy(update={"last_activity_at": at})
+        update["last_activity_at"] = at
     match event:
         case ProductView():
             seen = ProductSeen(event.product_id, event.price, event.currency, event.category, at)
-            products = _remember(
+            update["products"] = _remember(
                 session.products, seen, _product_key, _viewed_at, bounds.max_products
             )
-            return session.model_copy(update={"products": products})
         case CategoryView():
-            categories = _remember(
+            update["categories"] = _remember(
                 session.categories,
                 Seen(event.category, at),
                 _exact,
                 _seen_at,
                 bounds.max_categories,
             )
-            return session.model_copy(update={"categories": categories})
         case Search():
-            searches = _remember(
+            update["searches"] = _remember(
                 session.searches, Seen(event.query, at), _folded, _seen_at, bounds.max_searches
             )
-            return session.model_copy(update={"searches": searches})
-        case _:
-            return session
+    return session.updated(update) if update else session
