@@ -136,9 +136,15 @@ def run(
                 producer.flush(timeout=30)
                 time.sleep(rng.uniform(0.0, 0.15))  # some handled, fewer committed
                 worker.check()
-                by_this_worker = applied(env.web_port)
-                assert by_this_worker > 0, f"killed a worker that had handled nothing ({tmp})"
-                handled += by_this_worker
+                # Its first fetch after "Worker ready" can take half a second (a
+                # long poll begun before its partitions resumed); kill it only
+                # once it has handled something.
+                wait_for(
+                    lambda: applied(env.web_port) > 0,
+                    timeout=30,
+                    what=f"the worker to handle a message before its kill ({tmp})",
+                )
+                handled += applied(env.web_port)
                 worker.kill()
                 worker.start()
                 wait_consuming(worker.logs[-1])
