@@ -140,9 +140,6 @@ class StateWriter:
         def table_write(
             partition: int, table: MutableMapping[str, Any], key: str, value: Any
         ) -> None:
-            if isinstance(table, ProfileCache):  # profiles are stored as their bytes
-                value = table.keep(key, value)
-                table = table.table
             writes.append(_Write(partition, table, key, value))
 
         writes_of(table_write)
@@ -164,10 +161,15 @@ class StateWriter:
 
         Returns the writes whose changelog record is still to send: those to
         Faust tables, whose local store was written without their send.
+        Profiles are serialized here, a slice at a time (serializing a
+        commit's thousands in one go held the event loop for all of them).
         """
         events: dict[int, _PartitionEvent] = {}
         unsent: list[_Write] = []
         for write in writes:
+            if isinstance(write.table, ProfileCache):  # profiles are stored as their bytes
+                value = write.table.keep(write.key, write.value)
+                write = _Write(write.partition, write.table.table, write.key, value)
             event = events.get(write.partition)
             if event is None:
                 event = events[write.partition] = _PartitionEvent(
