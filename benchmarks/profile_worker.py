@@ -147,6 +147,13 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, default=Path(tempfile.gettempdir()) / "nudge-worker.prof"
     )
     parser.add_argument("--no-profile", action="store_true", help="run the worker unprofiled")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NUDGE_NAME=VALUE",
+        help="a worker setting (repeatable), e.g. the latency run's NUDGE_HIGH_INTENT_THRESHOLD=0",
+    )
     parsed = parser.parse_args(args)
     options = Options(
         events=parsed.events,
@@ -173,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
             child = {k: v for k, v in os.environ.items() if not k.startswith("NUDGE_")}
             child.update(env.variables())
             child.update(variables)
+            child.update(setting.split("=", 1) for setting in parsed.set)
             child["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
             command = [sys.executable, "-m", "benchmarks.profile_worker", RUNNER, str(parsed.out)]
             if parsed.no_profile:
