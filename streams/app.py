@@ -44,7 +44,26 @@ from streams.watchdog import watch_for_stalls
 from streams.web import add_metrics_page, add_profile_api
 
 
-class NudgeApp(faust.App):
+class TopicCreatingApp(faust.App):
+    """A Faust app that creates Nudge's missing topics (or stops on mismatched ones) first."""
+
+    nudge_settings: Settings
+
+    async def on_first_start(self) -> None:
+        """Create missing topics (or stop on mismatched ones), then start as usual."""
+        settings = self.nudge_settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if settings.create_topics:
+            await asyncio.to_thread(
+                ensure_topics,
+                settings.bootstrap_servers,
+                topic_specs(settings),
+                client_options=kafka_python_options(settings),
+            )
+        await super().on_first_start()
+
+
+class NudgeApp(TopicCreatingApp):
     """A Faust app: creates topics, consumes inbound topics in batches, writes state at commits.
 
     Inbound records reach the ingestors through :mod:`streams.batches`;
@@ -52,7 +71,6 @@ class NudgeApp(faust.App):
     (:mod:`streams.commits`).
     """
 
-    nudge_settings: Settings
     state_writer: StateWriter
     batch_handlers: dict[str, BatchHandler]
 
@@ -69,19 +87,6 @@ class NudgeApp(faust.App):
     def flow_control(self) -> FlowControlEvent:
         """Flow control that never drops queued messages on a resume (see SteadyFlowControl)."""
         return SteadyFlowControl(loop=self.loop)
-
-    async def on_first_start(self) -> None:
-        """Create missing topics (or stop on mismatched ones), then start as usual."""
-        settings = self.nudge_settings
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        if settings.create_topics:
-            await asyncio.to_thread(
-                ensure_topics,
-                settings.bootstrap_servers,
-                topic_specs(settings),
-                client_options=kafka_python_options(settings),
-            )
-        await super().on_first_start()
 
 
 class CustomerTable(faust.Table[str, Any]):
@@ -128,12 +133,65 @@ class CustomerTable(faust.Table[str, Any]):
 
 
 class SnapshotTable(faust.GlobalTable):
-    """Model snapshots by model name, read in full by every worker."""
+    """Model snapshots by model name, read in full by every worker.
 
-    def __init__(self, app: faust.App, **kwargs: Any) -> None:
+    Its changelog is named after the workers' app id (``owner``) whatever
+    app holds the table, so a ``nudge trainer`` (its own app id) writes the
+    very changelog the workers read. Faust reads a global table's changelog
+    only during recovery unless every partition is also a standby
+    (``synchronize_all_active_partitions``); such a partition is then both
+    active and standby, and Faust buffers what it reads as it buffers a
+    recovery, applying ``recovery_buffer_size`` records at once (1,000 by
+    default), so that is 1 here. Without both, a worker other than the
+    trainer's kept scoring with the snapshot it had at start.
+    """
+
+    def __init__(self, app: faust.App, *, owner: str, **kwargs: Any) -> None:
         super().__init__(app, **kwargs)
         self.key_serializer = "raw"
         self.value_serializer = "raw"
+        self._owner = owner
+
+    def _changelog_topic_name(self) -> str:
+        return f"{self._owner}-{self.name}-changelog"
+
+
+def snapshot_table(app: faust.App, settings: Settings) -> Any:
+    """Register the model snapshot table (one partition, raw model names and blobs)."""
+    return app.tables.add(
+        SnapshotTable(
+            app,
+            owner=settings.app_id,
+            name="model-snapshots",
+            beacon=app.tables.beacon,
+            partitions=1,
+            key_type=str,  # restored keys come back as str, as they were written
+            value_type=bytes,
+            # Faust's app.GlobalTable() passes is_global; the class alone does not.
+            is_global=True,
+            # Records read after recovery are applied as they come (see the class doc).
+            recovery_buffer_size=1,
+            # Read on after recovery too: the trainer's snapshots come from
+            # another worker, or from another consumer group (nudge trainer).
+            synchronize_all_active_partitions=True,
+        )
+    )
+
+
+def trainer_host(settings: Settings, snapshots: Any, metrics: Metrics) -> TrainerHost:
+    """Build the trainer that learns from the training topic and publishes to ``snapshots``."""
+    return TrainerHost(
+        configs=model_configs(settings),
+        snapshots=snapshots,
+        policy=SnapshotPolicy(settings.snapshot_every_examples, settings.snapshot_every_seconds),
+        metrics=metrics,
+    )
+
+
+def add_trainer(app: faust.App, settings: Settings, trainer: TrainerHost) -> None:
+    """Learn from the training topic in ``app`` (one partition: one trainer at a time)."""
+    training = _raw_topic(app, settings.topic_training, 1)
+    app.agent(training, name="train", concurrency=1)(_train_agent(trainer))
 
 
 @dataclass(frozen=True)
@@ -146,7 +204,6 @@ class Nudge:
     profiles: Any  # faust Table[str, bytes]: each profile as its changelog holds it
     store: CustomerStore
     registry: ModelRegistry
-    trainer: TrainerHost
     ingestors: dict[TopicKind | None, Ingestor]
 
 
@@ -258,23 +315,8 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> Nudg
         pending=customer_table("labels", StoredCodec(Pending.from_bytes, Pending), restored),
     )
     app.state_writer = StateWriter(store, settings.topic_clickstream, app.producer.flush)
-    snapshots: Any = app.tables.add(
-        SnapshotTable(
-            app,
-            name="model-snapshots",
-            beacon=app.tables.beacon,
-            partitions=1,
-            key_type=str,  # restored keys come back as str, as they were written
-            value_type=bytes,
-        )
-    )
+    snapshots = snapshot_table(app, settings)
     models = ModelRegistry(model_configs(settings), snapshots, metrics)
-    trainer = TrainerHost(
-        configs=model_configs(settings),
-        snapshots=snapshots,
-        policy=SnapshotPolicy(settings.snapshot_every_examples, settings.snapshot_every_seconds),
-        metrics=metrics,
-    )
 
     # Sends are buffered; a commit flushes the producer before it commits the
     # offsets, so what a message produced is written before it counts as done.
@@ -302,8 +344,8 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> Nudg
 
     _add_clock(app, settings, ingestors[TopicKind.clickstream])
     _forget_on_revoke(app, settings, store, partitions, decoded)
-    training = _raw_topic(app, settings.topic_training, 1)
-    app.agent(training, name="train", concurrency=1)(_train_agent(trainer))
+    if settings.train_in_worker:
+        add_trainer(app, settings, trainer_host(settings, snapshots, metrics))
 
     metrics.watch_worker(app, profiles, settings.consumed_topics())
     metrics.watch_profile_cache(decoded)
@@ -317,7 +359,34 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> Nudg
         token=settings.api_token,
         clock=utc_now,
     )
-    return Nudge(app, settings, metrics, profiles, store, models, trainer, ingestors)
+    return Nudge(app, settings, metrics, profiles, store, models, ingestors)
+
+
+@dataclass(frozen=True)
+class TrainerProcess:
+    """A built ``nudge trainer``: learning alone, in its own consumer group."""
+
+    app: TopicCreatingApp
+    metrics: Metrics
+    trainer: TrainerHost
+
+
+def build_trainer(settings: Settings, registry: CollectorRegistry | None = None) -> TrainerProcess:
+    """Build the trainer as a process of its own, for workers with ``train_in_worker`` off.
+
+    Its app id (and so its consumer group) is ``<app id>-trainer``: a member
+    subscribed to the training topic alone must not join the workers' group,
+    whose assignor hands every member the same co-partitioned topics. It
+    publishes to the workers' snapshot changelog (:class:`SnapshotTable`)
+    and serves ``/metrics`` (the model metrics) on the web port of its settings.
+    """
+    app = TopicCreatingApp(f"{settings.app_id}-trainer", **faust_options(settings))
+    app.nudge_settings = settings
+    metrics = Metrics.create(registry if registry is not None else CollectorRegistry())
+    trainer = trainer_host(settings, snapshot_table(app, settings), metrics)
+    add_trainer(app, settings, trainer)
+    add_metrics_page(app, metrics.registry)
+    return TrainerProcess(app, metrics, trainer)
 
 
 def _sink(app: faust.App, topic: str) -> Sink:

@@ -8,6 +8,7 @@ option parsing, help and exit codes.
 from __future__ import annotations
 
 import gc
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, NoReturn
@@ -18,7 +19,7 @@ from faust.cli import Command, argument, option
 from streams import localkafka
 from streams import replay as replay_module
 from streams import report as lift_report
-from streams.app import build
+from streams.app import build, build_trainer
 from streams.settings import load_settings
 from streams.simulator import publish
 from streams.simulator.config import MAX_CUSTOMERS
@@ -172,8 +173,21 @@ def settle_garbage_collector() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
+TRAINER_COMMAND = "trainer"
+
+
 def main() -> None:
-    """Entry point of the ``nudge`` console script."""
-    nudge = build(load_settings())
+    """Entry point of the ``nudge`` console script.
+
+    ``nudge trainer [worker options]`` runs Faust's worker command on the
+    trainer's app (:func:`streams.app.build_trainer`) instead of the worker's;
+    every other command is the worker app's.
+    """
+    settings = load_settings()
+    if sys.argv[1:2] == [TRAINER_COMMAND]:
+        sys.argv[1] = "worker"
+        app = build_trainer(settings).app
+    else:
+        app = build(settings).app
     settle_garbage_collector()
-    nudge.app.main()
+    app.main()

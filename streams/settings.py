@@ -174,6 +174,11 @@ class Settings(BaseSettings):
     profile_cache_customers: Annotated[int, Field(ge=0, le=10_000_000)] = 20_000
     """Customers whose profile a worker keeps decoded (about 9 KB each); the rest stay bytes."""
 
+    train_in_worker: bool = True
+    """Learn in the worker that owns the training partition. False: every worker
+    leaves learning to a ``nudge trainer`` process (consumer group
+    ``<app id>-trainer``), so learning never takes ingestion's CPU."""
+
     snapshot_every_examples: Annotated[int, Field(ge=1)] = 1_000
     snapshot_every_seconds: Annotated[float, Field(gt=0)] = 60.0
 

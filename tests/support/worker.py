@@ -71,22 +71,27 @@ def running_worker(
     *,
     extra: dict[str, str] | None = None,
     ready_timeout: float = 90.0,
+    command: str = "worker",
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """A worker process, ready (its web server answers), stopped by PID afterwards."""
+    """A worker process, ready (its web server answers), stopped by PID afterwards.
+
+    ``command`` ``"trainer"`` runs ``nudge trainer`` instead; ``extra`` then
+    gives it a web port of its own (``NUDGE_WEB_PORT``), which readiness is checked on.
+    """
     variables = {k: v for k, v in os.environ.items() if not k.startswith("NUDGE_")}
     variables.update(env.variables())
     variables.update(extra or {})
     nudge = Path(sys.executable).with_name("nudge")
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [str(nudge), "worker", "-l", "info"],
+            [str(nudge), command, "-l", "info"],
             env=variables,
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=log_path.parent,
         )
         try:
-            _wait_ready(process, env.web_port, ready_timeout, log_path)
+            _wait_ready(process, int(variables["NUDGE_WEB_PORT"]), ready_timeout, log_path)
             yield process
         finally:
             stop(process)
