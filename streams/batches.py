@@ -102,6 +102,7 @@ class BatchingConsumer(CommittingConsumer):
             if not current():
                 return
             if active is not None and tp not in active and tp not in self._buffered_partitions:
+                await self._fetch_again(tp, fetched)
                 continue
             self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
             unread = await self._unread(tp, fetched)
@@ -110,6 +111,29 @@ class BatchingConsumer(CommittingConsumer):
                 await self._deliver_one_by_one(tp, unread, current)
             else:
                 await self._deliver_in_slices(tp, unread, handler, current)
+
+    async def _fetch_again(self, tp: TP, fetched: Sequence[Any]) -> None:
+        """Seek back to records fetched for a partition that is not active, so none is lost.
+
+        Faust drops them (its ``getmany`` skips partitions outside its active
+        set), trusting the seek to committed offsets at the end of recovery
+        to fetch them again. A partition with no committed offset yet is not
+        sought, so its records were gone: seen when a worker started on
+        events already waiting while it read its standby partitions (model
+        snapshots), which fetched its inbound partitions before Faust counted
+        them active; the worker then consumed nothing, and with its fetch
+        position at the end its lag read zero.
+        """
+        if not fetched or tp not in self.assignment():
+            return  # not this worker's partition any more: nothing to keep
+        first = fetched[0].offset
+        self.log.info(
+            "fetched %d records of %s before it was active; reading from %d again",
+            len(fetched),
+            tp,
+            first,
+        )
+        await self.seek(tp, first)
 
     async def _unread(self, tp: TP, fetched: Sequence[Any]) -> list[Any]:
         """Drop records at or before the read offset; count skipped offsets as a gap.

@@ -103,3 +103,35 @@ async def test_offsets_a_commit_already_moved_past_are_not_acked_again() -> None
     assert sorted(built._acked[PARTITION]) == [100, 101]
     built._ack_offsets(PARTITION, [101, 102])
     assert sorted(built._acked[PARTITION]) == [100, 101, 102]
+
+
+async def test_records_of_a_partition_not_yet_active_are_fetched_again_not_dropped() -> None:
+    """Faust would skip them; with no committed offset to seek back to, they were lost."""
+    built = consumer(committed=0)
+    sought: list[tuple[TP, int]] = []
+
+    async def seek(tp: TP, offset: int) -> None:
+        sought.append((tp, offset))
+
+    built.assignment = lambda: {PARTITION}
+    built.seek = seek
+    handler = Handler()
+    built.batch_handlers = {TOPIC: handler}
+    await built._deliver({PARTITION: records(range(7, 12))}, active=set())
+    assert handler.slices == []
+    assert sought == [(PARTITION, 7)]
+    assert not built._acked[PARTITION]
+
+
+async def test_records_of_a_partition_no_longer_assigned_are_left_alone() -> None:
+    built = consumer(committed=0)
+    sought: list[tuple[TP, int]] = []
+
+    async def seek(tp: TP, offset: int) -> None:
+        sought.append((tp, offset))
+
+    built.assignment = lambda: set()
+    built.seek = seek
+    built.batch_handlers = {TOPIC: Handler()}
+    await built._deliver({PARTITION: records(range(7, 12))}, active=set())
+    assert sought == []
