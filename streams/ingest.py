@@ -243,7 +243,9 @@ class Ingestor:
     """Applies the messages of one inbound topic through the engine.
 
     ``kind`` is the topic's kind, or None for the replay topic, which carries
-    events of every kind in the order a backfill published them.
+    events of every kind in the order a backfill published them. ``outbox``
+    holds what the records being handled produced until ``handle`` hands it
+    to the sinks, after the last of them.
     """
 
     kind: TopicKind | None
