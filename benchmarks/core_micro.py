@@ -51,10 +51,9 @@ from online_models.trainer import Trainer
 from schemas import DecodeError, DecodeLimits, TopicKind, decode, encode
 from schemas.codec import InboundEvent
 from streams.core import engine
-from streams.core.clock import Watermark
 from streams.core.engine import Deadlines, EngineConfig, Models, Result
 from streams.core.profile import Profile, Tombstone
-from streams.due import DueIndex
+from streams.ingest import CustomerStore, Partitions, due_steps
 from streams.models import ModelRegistry
 from streams.simulator import SimulationConfig, events
 
@@ -120,28 +119,30 @@ def decode_all(messages: Sequence[Message]) -> list[InboundEvent]:
 
 @dataclass
 class Shell:
-    """``Ingestor.handle`` and ``fire_due`` for valid events, minus Kafka and metrics.
+    """``Ingestor.handle`` and ``Ingestor.fire_due`` for valid events, minus Kafka and metrics.
 
-    State is kept as ``CustomerStore`` stages it (newest ``Result`` per
-    customer); every message the core returns is fed to ``digest``.
+    It keeps state in the worker's own :class:`CustomerStore` (over dicts)
+    and :class:`Partitions`, and takes due work with the worker's
+    :func:`due_steps`; every message the core returns is fed to ``digest``.
     """
 
     config: EngineConfig
     models: Models
-    states: dict[str, Result] = field(default_factory=dict)
-    clocks: dict[int, Watermark] = field(default_factory=dict)
-    due: DueIndex = field(default_factory=DueIndex)
+    store: CustomerStore = field(
+        default_factory=lambda: CustomerStore(profiles={}, deadlines={}, pending={})
+    )
+    partitions: Partitions = field(default_factory=lambda: Partitions(lateness=LATENESS))
     digest: hashlib._Hash = field(default_factory=hashlib.sha256)
     on_event_seconds: float = 0.0
 
     def handle(self, partition: int, event: InboundEvent) -> None:
         """Clock, due work, ``on_event`` (timed), store: one valid event."""
-        mark = (self.clocks.get(partition) or Watermark(LATENESS)).observe(event.occurred_at)
-        self.clocks[partition] = mark
+        mark = self.partitions.clock(partition).observe(event.occurred_at)
+        self.partitions.clocks[partition] = mark
         now = mark.now() or event.occurred_at
         self.fire_due(partition, now)
         customer = event.customer_id
-        before = self.load(customer)
+        before = self.store.load(customer)
         started = time.perf_counter()
         after = engine.on_event(
             before.profile, before.deadlines, before.pending, event, now, self.models, self.config
@@ -152,56 +153,27 @@ class Shell:
             return
         self.commit(partition, customer, before, after)
 
-    def load(self, customer: str) -> Result:
-        """The customer's newest state, as ``CustomerStore.load`` reads it."""
-        state = self.states.get(customer)
-        if state is not None:
-            return state
-        return Result(None, Deadlines(customer_id=customer), None)
-
     def commit(self, partition: int, customer: str, before: Result, after: Result) -> None:
-        """Stage the new state (``CustomerStore.save``), index what is due, send."""
-        changed = (
-            (after.profile is not None and after.profile is not before.profile)
-            or after.deadlines != before.deadlines
-            or (after.pending is not None and after.pending != before.pending)
-        )
-        if changed:
-            self.states[customer] = Result(after.profile, after.deadlines, after.pending)
-        self.remember(partition, customer, after)
+        """Stage the new state, index what is due, send (``Ingestor._commit``)."""
+        self.store.save(partition, customer, before, after)
+        self.partitions.remember(partition, customer, after)
         for message in after.messages:
             self.digest.update(message.destination.value.encode() + b":" + message.value + b"\n")
 
-    def remember(self, partition: int, customer: str, state: Result) -> None:
-        """Index the customer's next deadline and label horizon (``Partitions.remember``)."""
-        self.due.add(partition, state.deadlines.next_due(), customer)
-        if state.pending is not None:
-            self.due.add(partition, state.pending.next_horizon_end, customer)
-
     def fire_due(self, partition: int, now: datetime) -> None:
-        """``streams.ingest.fire_due``: deadlines in order, then label horizons."""
-        for customer in self.due.pop_due(partition, now):
-            state = self.load(customer)
-            for deadline in state.deadlines.items:
-                if deadline.due_at > now:
-                    break
-                after = engine.on_deadline(
-                    state.profile, state.deadlines, state.pending, deadline, now, self.config
-                )
-                self.commit(partition, customer, state, after)
+        """``Ingestor.fire_due``: deadlines in order, then label horizons."""
+        for customer in self.partitions.due.pop_due(partition, now):
+            state = self.store.load(customer)
+            for before, after in due_steps(state, now, self.config):
+                self.commit(partition, customer, before, after)
                 state = after
-            pending, examples = engine.expire_labels(state.pending, now)
-            if examples:
-                after = Result(state.profile, state.deadlines, pending, examples)
-                self.commit(partition, customer, state, after)
-                state = after
-            self.remember(partition, customer, state)
+            self.partitions.remember(partition, customer, state)
 
     def final_digest(self) -> str:
         """The digest of the messages so far and of every customer's final state."""
         digest = self.digest.copy()
-        for customer in sorted(self.states):
-            state = self.states[customer]
+        for customer in sorted(self.store.staged):
+            state = self.store.staged[customer].state
             parts: list[Profile | Tombstone | Deadlines | Pending | None] = [
                 state.profile,
                 state.deadlines,
