@@ -213,22 +213,16 @@ def _pending_example(
     and UTC times (the engine's, from decoded events) are already what it
     would return. Anything else is validated as before.
     """
-    if (
+    valid = (
         type(model) is str
         and type(customer_id) is str
         and taken_at.tzinfo is UTC
         and ends.tzinfo is UTC
         and set(map(type, features)) <= {str}
         and set(map(type, features.values())) <= {float}
-    ):
-        return PendingExample.from_valid(
-            model=model,
-            customer_id=customer_id,
-            taken_at=taken_at,
-            features=dict(features),
-            horizon_ends_at=ends,
-        )
-    return PendingExample(
+    )
+    build = PendingExample.from_valid if valid else PendingExample
+    return build(
         model=model,
         customer_id=customer_id,
         taken_at=taken_at,
@@ -238,20 +232,13 @@ def _pending_example(
 
 
 def _labelled(example: PendingExample, label: bool, at: datetime) -> LabelledExample:
-    if at.tzinfo is UTC and type(label) is bool:
-        # The snapshot's fields were valid when it was taken; only ``at`` is new.
-        return LabelledExample.from_valid(
-            model=example.model,
-            customer_id=example.customer_id,
-            features=dict(example.features),
-            label=label,
-            taken_at=example.taken_at,
-            labelled_at=at,
-        )
-    return LabelledExample(
+    # The snapshot's fields were valid when it was taken; only ``label`` and ``at`` are new.
+    valid = at.tzinfo is UTC and type(label) is bool
+    build = LabelledExample.from_valid if valid else LabelledExample
+    return build(
         model=example.model,
         customer_id=example.customer_id,
-        features=example.features,
+        features=dict(example.features),
         label=label,
         taken_at=example.taken_at,
         labelled_at=at,

@@ -141,16 +141,14 @@ def record_score(
 
 def _stored_score(probability: float, model_version: str, at: datetime) -> StoredScore:
     """Build a score, validated only when it may not already be valid (a score per event)."""
-    if (
+    valid = (
         type(probability) is float
         and 0.0 <= probability <= 1.0
         and type(model_version) is str
         and at.tzinfo is UTC  # validation would return ``at`` itself
-    ):
-        return StoredScore.from_valid(
-            probability=probability, model_version=model_version, scored_at=at
-        )
-    return StoredScore(probability=probability, model_version=model_version, scored_at=at)
+    )
+    build = StoredScore.from_valid if valid else StoredScore
+    return build(probability=probability, model_version=model_version, scored_at=at)
 
 
 def record_trigger(profile: Profile, trigger_type: str, at: datetime) -> Profile:
