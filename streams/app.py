@@ -362,16 +362,9 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> Nudg
     return Nudge(app, settings, metrics, profiles, store, models, ingestors)
 
 
-@dataclass(frozen=True)
-class TrainerProcess:
-    """A built ``nudge trainer``: learning alone, in its own consumer group."""
-
-    app: TopicCreatingApp
-    metrics: Metrics
-    trainer: TrainerHost
-
-
-def build_trainer(settings: Settings, registry: CollectorRegistry | None = None) -> TrainerProcess:
+def build_trainer(
+    settings: Settings, registry: CollectorRegistry | None = None
+) -> TopicCreatingApp:
     """Build the trainer as a process of its own, for workers with ``train_in_worker`` off.
 
     Its app id (and so its consumer group) is ``<app id>-trainer``: a member
@@ -383,10 +376,9 @@ def build_trainer(settings: Settings, registry: CollectorRegistry | None = None)
     app = TopicCreatingApp(f"{settings.app_id}-trainer", **faust_options(settings))
     app.nudge_settings = settings
     metrics = Metrics.create(registry if registry is not None else CollectorRegistry())
-    trainer = trainer_host(settings, snapshot_table(app, settings), metrics)
-    add_trainer(app, settings, trainer)
+    add_trainer(app, settings, trainer_host(settings, snapshot_table(app, settings), metrics))
     add_metrics_page(app, metrics.registry)
-    return TrainerProcess(app, metrics, trainer)
+    return app
 
 
 def _sink(app: faust.App, topic: str) -> Sink:

@@ -186,7 +186,7 @@ def main() -> None:
     settings = load_settings()
     if sys.argv[1:2] == [TRAINER_COMMAND]:
         sys.argv[1] = "worker"
-        app = build_trainer(settings).app
+        app = build_trainer(settings)
     else:
         app = build(settings).app
     settle_garbage_collector()
